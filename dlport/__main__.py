@@ -1,0 +1,3 @@
+from dlport.cli import main
+
+raise SystemExit(main())

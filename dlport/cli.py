@@ -1,0 +1,156 @@
+"""``dlport train | frameworks``: argparse, one-line errors, exit codes 0 / 2 (bad input) / 3
+(divergence). Importing this module imports no framework."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dlport import __version__
+from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig
+from dlport.common.config import parse_batch_size
+from dlport.common.errors import DlportError
+
+DEFAULTS = TrainConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), like dlport's own errors."""
+
+    def error(self, message: str):
+        raise DlportError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlport", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"dlport {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one framework on one dataset")
+    train.add_argument("--framework", default="numpy", help="numpy | torch | tensorflow | mxnet")
+    add_data_arguments(train)
+    add_train_arguments(train)
+    train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
+    train.set_defaults(func=cmd_train)
+
+    frameworks = sub.add_parser("frameworks", help="list frameworks, versions and devices")
+    frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    frameworks.set_defaults(func=cmd_frameworks)
+    return parser
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True,
+        help="a .csv (header row) or .npz (X, y) file, 'diabetes', or "
+        "'synthetic:n=1000,d=8,noise=0.1,seed=0'",
+    )
+    parser.add_argument("--target", help="CSV target column (default: the last column)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--momentum", type=float, default=d.momentum)
+    parser.add_argument("--beta1", type=float, default=d.beta1)
+    parser.add_argument("--beta2", type=float, default=d.beta2)
+    parser.add_argument("--eps", type=float, default=d.eps)
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--batch-size", type=parse_batch_size, default=d.batch_size,
+                        metavar="N|full")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--dtype", default=d.dtype, choices=DTYPES)
+    parser.add_argument("--device", default=d.device, choices=DEVICES)
+    parser.add_argument("--solver", default=d.solver, choices=SOLVERS,
+                        help="gd: gradient descent; exact: the framework's least squares")
+    parser.add_argument("--no-standardize", dest="standardize", action="store_false",
+                        help="train on raw features and target")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
+        beta2=args.beta2, eps=args.eps, epochs=args.epochs, batch_size=args.batch_size,
+        seed=args.seed, dtype=args.dtype, device=args.device, solver=args.solver,
+        standardize=args.standardize,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dlport.common.data import load_dataset
+    from dlport.common.registry import check_name, get_trainer
+
+    config = config_from_args(args)
+    check_name(args.framework)
+    data = load_dataset(args.data, args.target)
+    trainer = get_trainer(args.framework)
+    result = trainer.fit(data, config, progress=True)
+    summary_file = sys.stderr if args.json == "-" else sys.stdout
+    print_summary(result, summary_file)
+    if args.json == "-":
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.json:
+        result.write_json(args.json)
+        print(f"result written to {args.json}", file=summary_file)
+    return 0
+
+
+def print_summary(result, file) -> None:
+    from dlport.console import print_table
+
+    timing = result.timing
+    speed = timing.get("steps_per_second")
+    print(
+        f"{result.framework} {result.framework_version} on {result.device}, {result.dtype}, "
+        f"{result.config['solver']}"
+        + ("" if result.config["solver"] == "exact" else f" {result.config['optimizer']}")
+        + f": fit {timing['fit_seconds']:.3f} s"
+        + (f", {speed:,.0f} steps/s" if speed else ""),
+        file=file,
+    )
+    if result.history["loss"]:
+        print(f"final epoch loss (standardized): {result.history['loss'][-1]:.6g}", file=file)
+    print_table("metrics (training data)", ["metric", "value"], list(result.metrics.items()),
+                file=file)
+    rows = list(zip(result.data["feature_names"], result.weights)) + [("(bias)", result.bias)]
+    print_table(f"weights (original units, target {result.data['target']})",
+                ["feature", "weight"], rows, file=file)
+
+
+def cmd_frameworks(args: argparse.Namespace) -> int:
+    from dlport.common.registry import FRAMEWORKS, get_trainer
+
+    rows = []
+    for name, entry in FRAMEWORKS.items():
+        try:
+            trainer = get_trainer(name)
+            rows.append({"framework": name, "available": True, "version": trainer.version(),
+                         "devices": trainer.devices(), "note": ""})
+        except DlportError as exc:
+            rows.append({"framework": name, "available": False, "version": "",
+                         "devices": [], "note": f"tox -e {entry.tox_env}: {exc}"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        from dlport.console import print_table
+
+        print_table("frameworks in this environment", ["framework", "imports", "version",
+                    "devices", "how to get it"],
+                    [[r["framework"], "yes" if r["available"] else "no", r["version"],
+                      ",".join(r["devices"]), r["note"] and f"tox -e {FRAMEWORKS[r['framework']].tox_env}"]
+                     for r in rows])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except DlportError as exc:
+        print(f"dlport: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dlport: interrupted", file=sys.stderr)
+        return 130

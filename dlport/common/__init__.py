@@ -1,0 +1,1 @@
+"""Everything framework-free: config, data, batching, init, metrics, results, the protocol."""

@@ -1,0 +1,35 @@
+"""Where a framework's built-in rules differ by design from the canonical ones (see DESIGN.md).
+
+The NumPy reference implements each of these so that every framework has an exact reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps)
+ADAM_EPS_OUTSIDE_VHAT = "eps-outside-sqrt-vhat"
+# Keras 3 and MXNet: alpha = lr*sqrt(1-b2^t)/(1-b1^t); p -= alpha * m / (sqrt(v) + eps)
+ADAM_EPS_HAT = "eps-hat"
+
+
+@dataclass(frozen=True)
+class Conventions:
+    adam_eps: str = ADAM_EPS_OUTSIDE_VHAT
+    # MXNet keeps optimizer hyperparameters (lr, momentum, betas, eps) as C floats.
+    float32_hyperparameters: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def describe(self) -> list[str]:
+        """Human-readable differences from the canonical (torch-like) rules."""
+        notes = []
+        if self.adam_eps == ADAM_EPS_HAT:
+            notes.append("Adam adds eps to sqrt(v), not sqrt(v_hat) (the 'epsilon hat' form)")
+        if self.float32_hyperparameters:
+            notes.append("optimizer hyperparameters are rounded to float32 (C float)")
+        return notes
+
+
+CANONICAL = Conventions()

@@ -1,0 +1,13 @@
+"""The two ways a run ends early; the CLI turns each into one line and an exit code."""
+
+
+class DlportError(Exception):
+    """A problem the user can fix (bad input, missing framework): exit code 2."""
+
+    exit_code = 2
+
+
+class DivergenceError(DlportError):
+    """The loss became NaN or inf during training: exit code 3."""
+
+    exit_code = 3

@@ -1,0 +1,173 @@
+"""The run shared by every framework: standardize, seed, batch, check, un-standardize, score.
+
+A framework supplies only what is its own: devices, an ``EpochRunner`` built from its layer,
+loss and optimizer, its least-squares routine and its forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+import dlport
+from dlport.common.batching import epoch_order, steps_per_epoch
+from dlport.common.config import TrainConfig
+from dlport.common.conventions import CANONICAL, Conventions
+from dlport.common.data import Dataset
+from dlport.common.errors import DivergenceError, DlportError
+from dlport.common.init import initial_params
+from dlport.common.metrics import regression_metrics
+from dlport.common.progress import epoch_progress
+from dlport.common.results import TrainResult
+from dlport.common.standardize import Standardizer
+
+
+class EpochRunner(Protocol):
+    def run_epoch(self, order: np.ndarray) -> float:
+        """Train one epoch over ``order`` (sample indices); return the epoch's mean batch loss."""
+
+    def params(self) -> tuple[np.ndarray, float]:
+        """Current weight vector and bias as float64 NumPy values."""
+
+
+def with_intercept(X: np.ndarray) -> np.ndarray:
+    """[X, 1]: the least-squares design matrix whose last coefficient is the bias."""
+    return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+
+
+class TrainerBase:
+    name: ClassVar[str]
+    conventions: ClassVar[Conventions] = CANONICAL
+
+    # -- what each framework provides -------------------------------------------------------
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def devices(self) -> list[str]:
+        raise NotImplementedError
+
+    def _runner(self, X, y, w0, b0, config: TrainConfig, device: str) -> EpochRunner:
+        raise NotImplementedError
+
+    def _solve_exact(self, X: np.ndarray, y: np.ndarray, device: str) -> np.ndarray:
+        """Least-squares coefficients of ``X`` (which already has the intercept column)."""
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray, w: np.ndarray, b: float, device: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def _extra_versions(self) -> dict[str, str]:
+        return {}
+
+    # -- shared --------------------------------------------------------------------------------
+    def resolve_device(self, requested: str) -> str:
+        available = self.devices()
+        if requested == "auto":
+            return "gpu" if "gpu" in available else "cpu"
+        if requested not in available:
+            raise DlportError(
+                f"--device {requested}: {self.name} {self.version()} sees no GPU here "
+                f"(devices: {', '.join(available)}); use --device cpu or --device auto"
+            )
+        return requested
+
+    def predict(self, weights, bias, X, *, dtype: str = "float64", device: str = "auto"):
+        weights = np.asarray(weights, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != weights.shape[0]:
+            raise DlportError(
+                f"data has {X.shape[1] if X.ndim == 2 else '?'} features but the model has "
+                f"{weights.shape[0]}; predict on data with the training features"
+            )
+        out = self._predict(X.astype(dtype), weights.astype(dtype), float(bias),
+                            self.resolve_device(device))
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def fit(self, data: Dataset, config: TrainConfig, *, progress: bool = False) -> TrainResult:
+        device = self.resolve_device(config.device)
+        n, d = data.X.shape
+        scaler = Standardizer.fit(data.X, data.y) if config.standardize else Standardizer.identity(d)
+        Xs, ys = (a.astype(config.dtype) for a in scaler.transform(data.X, data.y))
+        batch = config.batch_size_for(n)
+        history: list[float] = []
+        start = time.perf_counter()
+        first_epoch = 0.0
+        if config.solver == "exact":
+            coef = np.asarray(self._solve_exact(with_intercept(Xs), ys, device), dtype=np.float64)
+            w, b = coef[:-1], float(coef[-1])
+        else:
+            w0, b0 = initial_params(d, config.seed)
+            runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
+            label = f"{self.name} {config.optimizer}"
+            with epoch_progress(config.epochs, label, progress) as bar:
+                for epoch in range(config.epochs):
+                    loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
+                    if not math.isfinite(loss):
+                        raise DivergenceError(_divergence(epoch + 1, loss, config))
+                    history.append(loss)
+                    bar.advance(loss)
+                    if epoch == 0:
+                        first_epoch = time.perf_counter() - start
+            w, b = runner.params()
+        fit_seconds = time.perf_counter() - start
+        w = np.asarray(w, dtype=np.float64).reshape(-1)
+        if not (np.isfinite(w).all() and math.isfinite(b)):
+            raise DivergenceError(_divergence(config.epochs, float("nan"), config))
+        weights, bias = scaler.to_original(w, b)
+        return TrainResult(
+            framework=self.name,
+            framework_version=self.version(),
+            device=device,
+            dtype=config.dtype,
+            config=config.to_dict(),
+            conventions=self.conventions.to_dict(),
+            data={
+                "source": data.source,
+                "n_samples": n,
+                "n_features": d,
+                "feature_names": list(data.feature_names),
+                "target": data.target_name,
+            },
+            weights=weights.tolist(),
+            bias=bias,
+            history={"loss": history},
+            metrics=regression_metrics(data.y, data.X @ weights + bias),
+            timing=_timing(fit_seconds, first_epoch, config, n, batch),
+            standardization=scaler.to_dict(),
+            versions={
+                "dlport": dlport.__version__,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                self.name: self.version(),
+                **self._extra_versions(),
+            },
+        )
+
+
+def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:
+    hint = "keep standardization on" if not config.standardize else "try a smaller --lr"
+    return (
+        f"training diverged at epoch {epoch} (loss is {loss}) with --lr {config.lr:g}; "
+        f"{hint}, or use --solver exact"
+    )
+
+
+def _timing(fit_seconds: float, first_epoch: float, config: TrainConfig, n: int, batch: int):
+    if config.solver == "exact":
+        return {"fit_seconds": fit_seconds, "steps": 0}
+    per_epoch = steps_per_epoch(n, batch)
+    steps = per_epoch * config.epochs
+    timing: dict[str, Any] = {
+        "fit_seconds": fit_seconds,
+        "first_epoch_seconds": first_epoch,
+        "steps": steps,
+    }
+    # Steady state excludes the first epoch, which holds any compilation.
+    steady = fit_seconds - first_epoch
+    if config.epochs > 1 and steady > 0:
+        timing["steps_per_second"] = per_epoch * (config.epochs - 1) / steady
+        timing["samples_per_second"] = n * (config.epochs - 1) / steady
+    return timing

@@ -1,0 +1,43 @@
+"""A progress bar on a terminal (rich, when installed); nothing at all when piped."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+
+class _Silent:
+    def advance(self, loss: float) -> None:
+        pass
+
+
+class _RichBar:
+    def __init__(self, progress, task):
+        self._progress, self._task = progress, task
+
+    def advance(self, loss: float) -> None:
+        self._progress.update(self._task, advance=1, loss=f"{loss:.6g}")
+
+
+@contextmanager
+def epoch_progress(total: int, description: str, enabled: bool):
+    if not (enabled and sys.stderr.isatty()):
+        yield _Silent()
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+    except ImportError:  # the `cli` extra is not installed
+        yield _Silent()
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        yield _RichBar(progress, progress.add_task(description, total=total, loss="-"))

@@ -1,0 +1,55 @@
+"""Explicit framework names -> trainer classes, imported only when asked for (as tensorly does)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from dlport.common.errors import DlportError
+
+
+@dataclass(frozen=True)
+class FrameworkEntry:
+    target: str  # "module:Class"
+    tox_env: str
+    extra: str
+
+
+FRAMEWORKS: dict[str, FrameworkEntry] = {
+    "numpy": FrameworkEntry("dlport.frameworks.numpy.trainer:NumpyTrainer", "core", ""),
+    "torch": FrameworkEntry("dlport.frameworks.torch.trainer:TorchTrainer", "torch", "torch"),
+    "tensorflow": FrameworkEntry(
+        "dlport.frameworks.tensorflow.trainer:TensorFlowTrainer", "tensorflow", "tensorflow"
+    ),
+    "mxnet": FrameworkEntry("dlport.frameworks.mxnet.trainer:MXNetTrainer", "mxnet", "mxnet"),
+}
+
+
+def framework_names() -> list[str]:
+    return list(FRAMEWORKS)
+
+
+def check_name(name: str) -> FrameworkEntry:
+    try:
+        return FRAMEWORKS[name]
+    except KeyError:
+        raise DlportError(
+            f"unknown framework {name!r}; choose one of: {', '.join(FRAMEWORKS)}"
+        ) from None
+
+
+def get_trainer_class(name: str):
+    entry = check_name(name)
+    module_name, _, class_name = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DlportError(
+            f"framework {name!r} is not installed in this environment ({exc}); "
+            f"run it in `tox -e {entry.tox_env}` or `pip install 'dlport[{entry.extra}]'`"
+        ) from None
+    return getattr(module, class_name)
+
+
+def get_trainer(name: str, **kwargs):
+    return get_trainer_class(name)(**kwargs)

@@ -1,0 +1,1 @@
+"""The reference port: the canonical math, written by hand."""
