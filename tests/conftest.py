@@ -1,0 +1,40 @@
+"""The framework under test is chosen per run by DLPORT_FRAMEWORK (set by tox), as einops does;
+NumPy is the reference every framework is compared against."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dlport.common.data import load_dataset
+from dlport.common.registry import get_trainer
+from dlport.frameworks.numpy.trainer import NumpyTrainer
+
+FRAMEWORK = os.environ.get("DLPORT_FRAMEWORK", "numpy")
+
+
+def pytest_report_header(config):
+    return f"dlport framework under test: {FRAMEWORK} (DLPORT_FRAMEWORK)"
+
+
+@pytest.fixture(scope="session")
+def trainer():
+    return get_trainer(FRAMEWORK)
+
+
+@pytest.fixture(scope="session")
+def reference(trainer):
+    """The NumPy reference following the framework's own conventions (e.g. Adam's eps)."""
+    return NumpyTrainer(conventions=trainer.conventions)
+
+
+@pytest.fixture(scope="session")
+def diabetes():
+    return load_dataset("diabetes")
+
+
+# Framework-specific tests run only in their own env (no skips elsewhere).
+collect_ignore_glob = [
+    f"frameworks/test_{name}.py" for name in ("torch", "tensorflow", "mxnet") if name != FRAMEWORK
+]

@@ -1,0 +1,113 @@
+"""The conformance suite (scikit-learn's check_estimator style): every framework passes the same
+checks, on the path users get by default. Tolerances are DESIGN.md's numerical contract."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dlport.common.config import OPTIMIZERS, TrainConfig
+from dlport.common.data import load_dataset
+from dlport.common.errors import DivergenceError, DlportError
+from dlport.common.metrics import max_relative_difference
+from dlport.common.results import TrainResult
+
+# Max relative difference to the reference (|a - b| / max(1, |b|)), per dtype.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+EPOCHS = 8
+
+
+def _params(result: TrainResult) -> np.ndarray:
+    return np.append(result.weights, result.bias)
+
+
+def test_fit_returns_a_complete_result(trainer, diabetes):
+    config = TrainConfig(epochs=3, device="cpu")
+    result = trainer.fit(diabetes, config)
+    assert result.framework == trainer.name
+    assert result.framework_version == trainer.version()
+    assert (result.device, result.dtype) == ("cpu", "float64")
+    assert len(result.weights) == diabetes.n_features
+    assert len(result.history["loss"]) == 3
+    assert set(result.metrics) == {"mse", "rmse", "mae", "r2"}
+    assert result.timing["steps"] == 3 * math.ceil(442 / 32)
+    assert result.config == config.to_dict()
+    again = TrainResult.from_json(result.to_json())
+    assert again == result
+    json.loads(result.to_json())  # strict JSON: no NaN
+
+
+def test_recovers_known_coefficients(trainer):
+    data = load_dataset("synthetic:n=2000,d=5,noise=0.01,seed=3")
+    result = trainer.fit(data, TrainConfig(optimizer="adam", lr=0.01, epochs=20, device="cpu"))
+    np.testing.assert_allclose(result.weights, data.true_weights, atol=5e-3)
+    assert abs(result.bias - data.true_bias) < 5e-3
+    assert result.metrics["r2"] > 0.999
+
+
+def test_same_seed_gives_identical_result(trainer, diabetes):
+    config = TrainConfig(optimizer="adam", epochs=4, device="cpu")
+    first, second = trainer.fit(diabetes, config), trainer.fit(diabetes, config)
+    assert first.weights == second.weights and first.bias == second.bias
+    assert first.history == second.history
+
+
+def test_seed_changes_the_trajectory(trainer, diabetes):
+    a = trainer.fit(diabetes, TrainConfig(epochs=2, seed=0, device="cpu"))
+    b = trainer.fit(diabetes, TrainConfig(epochs=2, seed=1, device="cpu"))
+    assert a.weights != b.weights
+
+
+@pytest.mark.parametrize("batch_size", [32, None], ids=["batch32", "full"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_trajectory_matches_reference(trainer, reference, diabetes, optimizer, dtype, batch_size):
+    lr = 0.01 if batch_size else 0.1
+    config = TrainConfig(optimizer=optimizer, lr=lr, epochs=EPOCHS, batch_size=batch_size,
+                         dtype=dtype, device="cpu")
+    got = trainer.fit(diabetes, config)
+    # float32 runs are held to the float64 reference: the error is the framework's, not ours.
+    want = reference.fit(diabetes, config.replace(dtype="float64"))
+    tol = TOLERANCE[dtype]
+    assert max_relative_difference(got.history["loss"], want.history["loss"]) < tol
+    assert max_relative_difference(_params(got), _params(want)) < tol
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_exact_solver_matches_numpy_lstsq(trainer, diabetes, dtype):
+    result = trainer.fit(diabetes, TrainConfig(solver="exact", dtype=dtype, device="cpu"))
+    design = np.hstack([diabetes.X, np.ones((diabetes.n_samples, 1))])
+    expected = np.linalg.lstsq(design, diabetes.y, rcond=None)[0]
+    assert max_relative_difference(_params(result), expected) < TOLERANCE[dtype]
+    assert result.history["loss"] == []
+
+
+def test_predict_matches_the_linear_model(trainer, diabetes):
+    w = np.linspace(-1.0, 1.0, diabetes.n_features)
+    got = trainer.predict(w, 0.5, diabetes.X, dtype="float64", device="cpu")
+    np.testing.assert_allclose(got, diabetes.X @ w + 0.5, rtol=1e-12)
+
+
+def test_predict_refuses_wrong_feature_count(trainer, diabetes):
+    with pytest.raises(DlportError, match="features"):
+        trainer.predict(np.ones(3), 0.0, diabetes.X, device="cpu")
+
+
+def test_divergence_is_reported(trainer, diabetes):
+    with pytest.raises(DivergenceError, match="diverged at epoch"):
+        trainer.fit(diabetes, TrainConfig(lr=5.0, epochs=20, standardize=False, device="cpu"))
+
+
+def test_auto_device_is_one_it_has(trainer):
+    assert trainer.resolve_device("auto") in trainer.devices()
+    assert "cpu" in trainer.devices()
+
+
+def test_gpu_request_without_gpu_is_refused(trainer, diabetes):
+    if "gpu" in trainer.devices():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DlportError, match="no GPU"):
+        trainer.fit(diabetes, TrainConfig(device="gpu"))
