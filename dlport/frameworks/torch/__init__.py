@@ -1,0 +1,1 @@
+"""The PyTorch port: nn.Linear + nn.MSELoss + torch.optim, CPU and CUDA."""

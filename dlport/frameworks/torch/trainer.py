@@ -1,0 +1,109 @@
+"""PyTorch trainer: ``nn.Linear``, ``nn.MSELoss``, ``torch.optim`` and ``torch.linalg.lstsq``.
+
+Data and each epoch's batch order live on the device; the epoch loss is summed there, so the
+host waits once per epoch, not once per step.
+"""
+
+from __future__ import annotations
+
+import os
+
+# cuBLAS needs this before CUDA starts for deterministic algorithms (no effect on CPU).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from dlport.common.config import TrainConfig  # noqa: E402
+from dlport.common.fitting import TrainerBase  # noqa: E402
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _torch_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "gpu" else "cpu")
+
+
+def _deterministic() -> None:
+    torch.use_deterministic_algorithms(True)
+    # Parity runs use full float32 matmuls on GPU (no TF32), as DESIGN.md asks.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2),
+                                eps=config.eps)
+    momentum = 0.0 if config.optimizer == "sgd" else config.momentum
+    return torch.optim.SGD(params, lr=config.lr, momentum=momentum,
+                           nesterov=config.optimizer == "nesterov")
+
+
+def make_linear(w0: np.ndarray, b0: float, dtype: torch.dtype, device) -> nn.Linear:
+    layer = nn.Linear(len(w0), 1, dtype=dtype, device=device)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(w0).reshape(1, -1))
+        layer.bias.fill_(b0)
+    return layer
+
+
+class TorchTrainer(TrainerBase):
+    name = "torch"
+
+    def version(self) -> str:
+        return torch.__version__
+
+    def devices(self) -> list[str]:
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    def _runner(self, X, y, w0, b0, config, device):
+        _deterministic()
+        return TorchRunner(X, y, w0, b0, config, _torch_device(device))
+
+    def _solve_exact(self, X, y, device):
+        dev = _torch_device(device)
+        A, b = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev).unsqueeze(1)
+        # gelsd (SVD-based, as numpy's lstsq) exists on CPU only; CUDA offers gels (QR).
+        driver = "gelsd" if dev.type == "cpu" else "gels"
+        return torch.linalg.lstsq(A, b, driver=driver).solution.squeeze(1).cpu().numpy()
+
+    def _predict(self, X, w, b, device):
+        dev = _torch_device(device)
+        layer = make_linear(w, b, _DTYPES[str(X.dtype)], dev)
+        with torch.inference_mode():
+            return layer(torch.from_numpy(X).to(dev)).squeeze(1).cpu().numpy()
+
+
+class TorchRunner:
+    def __init__(self, X, y, w0, b0, config: TrainConfig, device: torch.device):
+        dtype = _DTYPES[config.dtype]
+        self.device = device
+        self.X = torch.from_numpy(X).to(device)
+        self.y = torch.from_numpy(y).to(device).unsqueeze(1)
+        self.model = make_linear(w0, b0, dtype, device)
+        self.loss_fn = nn.MSELoss()
+        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.batch_size = config.batch_size_for(len(y))
+        self.total = torch.zeros((), dtype=dtype, device=device)
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        order_t = torch.from_numpy(order).to(self.device)
+        self.total.zero_()
+        for start in range(0, len(order), self.batch_size):
+            idx = order_t[start : start + self.batch_size]
+            loss = self.step(self.X[idx], self.y[idx])
+            self.total.add_(loss.detach(), alpha=len(idx))
+        return self.total.item() / len(order)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def params(self):
+        w = self.model.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
+        return w, float(self.model.bias.detach().cpu().item())

@@ -1,0 +1,43 @@
+"""Checks specific to the PyTorch port."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dlport.common.batching import epoch_order, iter_batches
+from dlport.common.config import TrainConfig
+from dlport.common.init import initial_params
+from dlport.common.standardize import Standardizer
+from dlport.frameworks.torch.trainer import TorchRunner, make_linear, make_optimizer
+
+
+def test_float64_end_to_end(diabetes):
+    X, y = Standardizer.fit(diabetes.X, diabetes.y).transform(diabetes.X, diabetes.y)
+    w0, b0 = initial_params(X.shape[1], 0)
+    runner = TorchRunner(X, y, w0, b0, TrainConfig(optimizer="adam"), torch.device("cpu"))
+    runner.run_epoch(np.arange(len(y)))
+    assert {p.dtype for p in runner.model.parameters()} == {torch.float64}
+    states = [t for s in runner.optimizer.state.values() for t in s.values() if t.numel() > 1]
+    assert states and {t.dtype for t in states} == {torch.float64}
+
+
+def test_runner_equals_a_plain_torch_loop(diabetes):
+    """The trainer's loop is the textbook one: same parts, same order, same numbers."""
+    config = TrainConfig(optimizer="nesterov", epochs=3)
+    X, y = Standardizer.fit(diabetes.X, diabetes.y).transform(diabetes.X, diabetes.y)
+    w0, b0 = initial_params(X.shape[1], config.seed)
+    model = make_linear(w0, b0, torch.float64, "cpu")
+    optimizer = make_optimizer(model.parameters(), config)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y).unsqueeze(1)
+    for epoch in range(config.epochs):
+        for idx in iter_batches(epoch_order(len(y), config.seed, epoch, 32), 32):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(Xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+    runner = TorchRunner(X, y, w0, b0, config, torch.device("cpu"))
+    for epoch in range(config.epochs):
+        runner.run_epoch(epoch_order(len(y), config.seed, epoch, 32))
+    assert torch.equal(runner.model.weight, model.weight)
+    assert torch.equal(runner.model.bias, model.bias)
