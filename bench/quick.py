@@ -42,11 +42,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     data = load_dataset(f"synthetic:n={args.n},d={args.d},noise=0.1,seed=0")
-    config = TrainConfig(epochs=args.epochs + 1, batch_size=args.batch_size, dtype=args.dtype,
-                         device=args.device)
+    config = TrainConfig(
+        epochs=args.epochs + 1, batch_size=args.batch_size, dtype=args.dtype, device=args.device
+    )
     figures = {}
-    for label, trainer in (("numpy reference", NumpyTrainer()),
-                           (args.framework, get_trainer(args.framework))):
+    for label, trainer in (
+        ("numpy reference", NumpyTrainer()),
+        (args.framework, get_trainer(args.framework)),
+    ):
         figures[label] = trainer.fit(data, config).timing["steps_per_second"]
     X, y = data.X.astype(args.dtype), data.y.astype(args.dtype)
     idiomatic = idiomatic_steps_per_second(args.framework, X, y, args.batch_size, args.epochs)

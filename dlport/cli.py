@@ -8,8 +8,7 @@ import json
 import sys
 
 from dlport import __version__
-from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig
-from dlport.common.config import parse_batch_size
+from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
 from dlport.common.errors import DlportError
 
 DEFAULTS = TrainConfig()
@@ -42,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", required=True,
+        "--data",
+        required=True,
         help="a .csv (header row) or .npz (X, y) file, 'diabetes', or "
         "'synthetic:n=1000,d=8,noise=0.1,seed=0'",
     )
@@ -58,22 +58,40 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta2", type=float, default=d.beta2)
     parser.add_argument("--eps", type=float, default=d.eps)
     parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--batch-size", type=parse_batch_size, default=d.batch_size,
-                        metavar="N|full")
+    parser.add_argument(
+        "--batch-size", type=parse_batch_size, default=d.batch_size, metavar="N|full"
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--dtype", default=d.dtype, choices=DTYPES)
     parser.add_argument("--device", default=d.device, choices=DEVICES)
-    parser.add_argument("--solver", default=d.solver, choices=SOLVERS,
-                        help="gd: gradient descent; exact: the framework's least squares")
-    parser.add_argument("--no-standardize", dest="standardize", action="store_false",
-                        help="train on raw features and target")
+    parser.add_argument(
+        "--solver",
+        default=d.solver,
+        choices=SOLVERS,
+        help="gd: gradient descent; exact: the framework's least squares",
+    )
+    parser.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="train on raw features and target",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
-        beta2=args.beta2, eps=args.eps, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, dtype=args.dtype, device=args.device, solver=args.solver,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        beta1=args.beta1,
+        beta2=args.beta2,
+        eps=args.eps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dtype=args.dtype,
+        device=args.device,
+        solver=args.solver,
         standardize=args.standardize,
     )
 
@@ -112,11 +130,18 @@ def print_summary(result, file) -> None:
     )
     if result.history["loss"]:
         print(f"final epoch loss (standardized): {result.history['loss'][-1]:.6g}", file=file)
-    print_table("metrics (training data)", ["metric", "value"], list(result.metrics.items()),
-                file=file)
-    rows = list(zip(result.data["feature_names"], result.weights)) + [("(bias)", result.bias)]
-    print_table(f"weights (original units, target {result.data['target']})",
-                ["feature", "weight"], rows, file=file)
+    print_table(
+        "metrics (training data)", ["metric", "value"], list(result.metrics.items()), file=file
+    )
+    rows = list(zip(result.data["feature_names"], result.weights, strict=True)) + [
+        ("(bias)", result.bias)
+    ]
+    print_table(
+        f"weights (original units, target {result.data['target']})",
+        ["feature", "weight"],
+        rows,
+        file=file,
+    )
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:
@@ -124,23 +149,39 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
 
     rows = []
     for name, entry in FRAMEWORKS.items():
+        row = {
+            "framework": name,
+            "available": False,
+            "version": "",
+            "devices": [],
+            "install": f"tox -e {entry.tox_env}",
+            "reason": "",
+        }
         try:
             trainer = get_trainer(name)
-            rows.append({"framework": name, "available": True, "version": trainer.version(),
-                         "devices": trainer.devices(), "note": ""})
+            row.update(available=True, version=trainer.version(), devices=trainer.devices())
         except DlportError as exc:
-            rows.append({"framework": name, "available": False, "version": "",
-                         "devices": [], "note": f"tox -e {entry.tox_env}: {exc}"})
+            row["reason"] = str(exc)
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        from dlport.console import print_table
+        return 0
+    from dlport.console import print_table
 
-        print_table("frameworks in this environment", ["framework", "imports", "version",
-                    "devices", "how to get it"],
-                    [[r["framework"], "yes" if r["available"] else "no", r["version"],
-                      ",".join(r["devices"]), r["note"] and f"tox -e {FRAMEWORKS[r['framework']].tox_env}"]
-                     for r in rows])
+    print_table(
+        "frameworks in this environment",
+        ["framework", "imports", "version", "devices", "where to run it"],
+        [
+            [
+                r["framework"],
+                "yes" if r["available"] else "no",
+                r["version"],
+                ",".join(r["devices"]),
+                "" if r["available"] else r["install"],
+            ]
+            for r in rows
+        ],
+    )
     return 0
 
 

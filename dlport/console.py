@@ -6,8 +6,9 @@ import sys
 from collections.abc import Sequence
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]],
-                file=None) -> None:
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], file=None
+) -> None:
     file = file or sys.stdout
     cells = [[_fmt(v) for v in row] for row in rows]
     try:
@@ -17,7 +18,9 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
         widths = [max(len(str(c)), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
         print(title, file=file)
         for row in [list(columns), *cells]:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=file)
+            print(
+                "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=file
+            )
         return
     table = Table(title=title, title_justify="left")
     for i, column in enumerate(columns):

@@ -66,8 +66,9 @@ def test_seed_changes_the_trajectory(trainer, diabetes):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_trajectory_matches_reference(trainer, reference, diabetes, optimizer, dtype, batch_size):
     lr = 0.01 if batch_size else 0.1
-    config = TrainConfig(optimizer=optimizer, lr=lr, epochs=EPOCHS, batch_size=batch_size,
-                         dtype=dtype, device="cpu")
+    config = TrainConfig(
+        optimizer=optimizer, lr=lr, epochs=EPOCHS, batch_size=batch_size, dtype=dtype, device="cpu"
+    )
     got = trainer.fit(diabetes, config)
     # float32 runs are held to the float64 reference: the error is the framework's, not ours.
     want = reference.fit(diabetes, config.replace(dtype="float64"))

@@ -7,8 +7,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 def idiomatic_fit(X, y, batch_size: int, epochs: int) -> None:
-    loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(y).unsqueeze(1)),
-                        batch_size=batch_size, shuffle=True)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(X), torch.from_numpy(y).unsqueeze(1)),
+        batch_size=batch_size,
+        shuffle=True,
+    )
     model = torch.nn.Linear(X.shape[1], 1, dtype=torch.from_numpy(X).dtype)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = torch.nn.MSELoss()

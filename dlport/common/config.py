@@ -88,6 +88,8 @@ def parse_batch_size(text: str) -> int | None:
     try:
         value = int(text)
     except ValueError:
-        raise DlportError(f"batch size must be a positive integer or 'full', got {text!r}") from None
+        raise DlportError(
+            f"batch size must be a positive integer or 'full', got {text!r}"
+        ) from None
     _positive("batch size", value, integer=True)
     return value

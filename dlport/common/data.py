@@ -138,7 +138,8 @@ def _from_npz(path: Path) -> Dataset:
             missing = {"X", "y"} - set(npz.files)
             if missing:
                 raise DlportError(
-                    f"{path} lacks array(s) {sorted(missing)}; save it with np.savez(path, X=X, y=y)"
+                    f"{path} lacks array(s) {sorted(missing)}; "
+                    "save it with np.savez(path, X=X, y=y)"
                 )
             X, y = npz["X"], npz["y"]
             names = tuple(str(s) for s in npz["feature_names"]) if "feature_names" in npz else None

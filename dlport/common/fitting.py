@@ -82,14 +82,18 @@ class TrainerBase:
                 f"data has {X.shape[1] if X.ndim == 2 else '?'} features but the model has "
                 f"{weights.shape[0]}; predict on data with the training features"
             )
-        out = self._predict(X.astype(dtype), weights.astype(dtype), float(bias),
-                            self.resolve_device(device))
+        out = self._predict(
+            X.astype(dtype), weights.astype(dtype), float(bias), self.resolve_device(device)
+        )
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def fit(self, data: Dataset, config: TrainConfig, *, progress: bool = False) -> TrainResult:
         device = self.resolve_device(config.device)
         n, d = data.X.shape
-        scaler = Standardizer.fit(data.X, data.y) if config.standardize else Standardizer.identity(d)
+        if config.standardize:
+            scaler = Standardizer.fit(data.X, data.y)
+        else:
+            scaler = Standardizer.identity(d)
         Xs, ys = (a.astype(config.dtype) for a in scaler.transform(data.X, data.y))
         batch = config.batch_size_for(n)
         history: list[float] = []

@@ -50,7 +50,11 @@ class ReferenceRunner:
         self.t = 0
         h = self._hyper
         self.lr, self.mu, self.beta1, self.beta2, self.eps = (
-            h(config.lr), h(config.momentum), h(config.beta1), h(config.beta2), h(config.eps)
+            h(config.lr),
+            h(config.momentum),
+            h(config.beta1),
+            h(config.beta2),
+            h(config.eps),
         )
 
     def _hyper(self, value: float):

@@ -34,11 +34,13 @@ def _deterministic() -> None:
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, config.beta2),
-                                eps=config.eps)
+        return torch.optim.Adam(
+            params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
+        )
     momentum = 0.0 if config.optimizer == "sgd" else config.momentum
-    return torch.optim.SGD(params, lr=config.lr, momentum=momentum,
-                           nesterov=config.optimizer == "nesterov")
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=momentum, nesterov=config.optimizer == "nesterov"
+    )
 
 
 def make_linear(w0: np.ndarray, b0: float, dtype: torch.dtype, device) -> nn.Linear:

@@ -1,0 +1,131 @@
+"""The command line, run as a user runs it: in a subprocess, output piped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "mxnet", "jax")
+
+
+def dlport(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "dlport", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_import_and_help_import_no_framework():
+    code = (
+        "import sys, dlport\n"
+        "from dlport.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {FRAMEWORK_MODULES!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_train_json_to_stdout_matches_lstsq_on_diabetes():
+    run = dlport(
+        "train", "--framework", "numpy", "--data", "diabetes", "--solver", "exact", "--json", "-"
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    from dlport.common.data import load_dataset
+
+    data = load_dataset("diabetes")
+    expected = np.linalg.lstsq(np.hstack([data.X, np.ones((442, 1))]), data.y, rcond=None)[0]
+    got = np.append(result["weights"], result["bias"])
+    assert np.max(np.abs(got - expected) / np.maximum(1, np.abs(expected))) < 1e-10
+    for key in (
+        "framework",
+        "framework_version",
+        "device",
+        "dtype",
+        "config",
+        "weights",
+        "bias",
+        "history",
+        "metrics",
+        "timing",
+    ):
+        assert key in result
+    assert result["timing"]["fit_seconds"] > 0
+
+
+def test_train_prints_a_summary_and_writes_json(tmp_path):
+    out = tmp_path / "r.json"
+    run = dlport(
+        "train", "--data", "diabetes", "--optimizer", "adam", "--epochs", "3", "--json", str(out)
+    )
+    assert run.returncode == 0, run.stderr
+    assert "mse" in run.stdout and "bmi" in run.stdout
+    assert run.stderr == ""  # piped: no progress bar
+    assert len(json.loads(out.read_text())["history"]["loss"]) == 3
+
+
+def test_frameworks_lists_every_framework():
+    run = dlport("frameworks", "--json")
+    rows = {r["framework"]: r for r in json.loads(run.stdout)}
+    assert set(rows) == {"numpy", "torch", "tensorflow", "mxnet"}
+    assert rows["numpy"]["available"] and rows["numpy"]["devices"] == ["cpu"]
+
+
+BAD_INPUTS = {
+    "missing-file": (["--data", "no/such.csv"], "data file not found"),
+    "missing-target": (["--data", "{csv}", "--target", "nope"], "target column 'nope'"),
+    "non-numeric-target": (["--data", "{text_csv}"], "is not a number"),
+    "nan": (["--data", "{nan_csv}"], "NaN or inf"),
+    "empty": (["--data", "{empty_csv}"], "no data rows"),
+    "length-mismatch": (["--data", "{mismatch_npz}"], "must match"),
+    "unknown-optimizer": (["--data", "diabetes", "--optimizer", "lbfgs"], "invalid choice"),
+    "zero-lr": (["--data", "diabetes", "--lr", "0"], "lr must be a positive number"),
+    "negative-batch": (["--data", "diabetes", "--batch-size", "-4"], "batch size"),
+    "unknown-framework": (["--data", "diabetes", "--framework", "caffe"], "unknown framework"),
+}
+
+
+@pytest.fixture()
+def bad_files(tmp_path):
+    files = {
+        "csv": "a,b\n1,2\n3,4\n",
+        "text_csv": "a,b\n1,two\n",
+        "nan_csv": "a,b\n1,2\nnan,3\n",
+        "empty_csv": "a,b\n",
+    }
+    paths = {}
+    for key, text in files.items():
+        (tmp_path / f"{key}.csv").write_text(text)
+        paths[key] = str(tmp_path / f"{key}.csv")
+    np.savez(tmp_path / "m.npz", X=np.ones((3, 2)), y=np.ones(2))
+    paths["mismatch_npz"] = str(tmp_path / "m.npz")
+    return paths
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, bad_files, case):
+    args, message = BAD_INPUTS[case]
+    out = tmp_path / "result.json"
+    run = dlport("train", *[a.format(**bad_files) for a in args], "--json", str(out))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not out.exists()
+    assert list(tmp_path.glob("*.tmp")) == []
+
+
+def test_divergence_exits_3_with_epoch_and_hint(tmp_path):
+    out = tmp_path / "result.json"
+    run = dlport("train", "--data", "diabetes", "--lr", "5", "--no-standardize", "--json", str(out))
+    assert run.returncode == 3
+    assert "diverged at epoch" in run.stderr and "--lr" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -1,0 +1,93 @@
+"""The NumPy reference against the update rules written out independently, per convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlport.common.config import TrainConfig
+from dlport.common.conventions import ADAM_EPS_HAT, CANONICAL, Conventions
+from dlport.common.metrics import max_relative_difference
+from dlport.frameworks.numpy.trainer import NumpyTrainer, ReferenceRunner
+
+rng = np.random.default_rng(0)
+X, Y = rng.standard_normal((40, 3)), rng.standard_normal(40)
+W0, B0 = np.array([0.1, -0.2, 0.3]), 0.05
+
+
+def run(config, conventions=CANONICAL, steps=25):
+    runner = ReferenceRunner(X, Y, W0, B0, config, conventions)
+    for _ in range(steps):
+        runner.step(X, Y)
+    return runner.theta
+
+
+def grad(theta):
+    r = X @ theta[:-1] + theta[-1] - Y
+    return np.append(2 * X.T @ r / len(Y), 2 * r.mean())
+
+
+def test_momentum_equals_the_keras_mxnet_velocity_form():
+    # Keras/MXNet: v = mu*v - lr*g; p += v (torch's form is the reference's).
+    config = TrainConfig(optimizer="momentum", lr=0.05, momentum=0.8)
+    theta, v = np.append(W0, B0), np.zeros(4)
+    for _ in range(25):
+        v = 0.8 * v - 0.05 * grad(theta)
+        theta = theta + v
+    assert max_relative_difference(run(config), theta) < 1e-13
+
+
+def test_nesterov_equals_the_keras_form():
+    # Keras: v = mu*v - lr*g; p += mu*v - lr*g.
+    config = TrainConfig(optimizer="nesterov", lr=0.05, momentum=0.8)
+    theta, v = np.append(W0, B0), np.zeros(4)
+    for _ in range(25):
+        g = grad(theta)
+        v = 0.8 * v - 0.05 * g
+        theta = theta + 0.8 * v - 0.05 * g
+    assert max_relative_difference(run(config), theta) < 1e-13
+
+
+def test_adam_conventions_differ_only_by_where_eps_sits():
+    # eps outside sqrt(v_hat) equals eps-hat with eps_t = eps * sqrt(1 - b2^t): check it by hand.
+    config = TrainConfig(optimizer="adam", lr=0.01, eps=1e-3)
+    theta, m, v = np.append(W0, B0), np.zeros(4), np.zeros(4)
+    for t in range(1, 26):
+        g = grad(theta)
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        alpha = 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        theta = theta - alpha * m / (np.sqrt(v) + 1e-3 * np.sqrt(1 - 0.999**t))
+    outside = run(config)
+    hat = run(config, Conventions(adam_eps=ADAM_EPS_HAT))
+    assert max_relative_difference(outside, theta) < 1e-12
+    assert max_relative_difference(hat, outside) > 1e-6  # a large eps makes the forms differ
+
+
+def test_float32_hyperparameters_round_lr():
+    config = TrainConfig(optimizer="sgd", lr=0.1)
+    exact = run(config)
+    rounded = run(config, Conventions(float32_hyperparameters=True))
+    assert 1e-12 < max_relative_difference(rounded, exact) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_reference_computes_in_the_requested_dtype(dtype):
+    runner = ReferenceRunner(
+        X.astype(dtype),
+        Y.astype(dtype),
+        W0.astype(dtype),
+        B0,
+        TrainConfig(optimizer="adam", dtype=dtype),
+        Conventions(),
+    )
+    runner.step(runner.X, runner.y)
+    assert runner.theta.dtype == np.dtype(dtype)
+
+
+def test_diabetes_exact_is_the_least_squares_optimum_and_adam_gets_within_one_percent(diabetes):
+    exact = NumpyTrainer().fit(diabetes, TrainConfig(solver="exact"))
+    design = np.hstack([diabetes.X, np.ones((442, 1))])
+    expected = np.linalg.lstsq(design, diabetes.y, rcond=None)[0]
+    assert max_relative_difference(np.append(exact.weights, exact.bias), expected) < 1e-10
+    adam = NumpyTrainer().fit(diabetes, TrainConfig(optimizer="adam"))
+    assert adam.metrics["mse"] <= 1.01 * exact.metrics["mse"]
