@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -33,25 +34,45 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
     train.set_defaults(func=cmd_train)
 
+    compare = sub.add_parser(
+        "compare", help="run every framework in its own env and report parity with NumPy"
+    )
+    compare.add_argument("--frameworks", default="torch,tensorflow,mxnet",
+                         help="comma-separated (default: torch,tensorflow,mxnet)")
+    compare.add_argument("--optimizers", default="sgd,momentum,nesterov,adam,exact",
+                         help="comma-separated runs; 'exact' is the least-squares solver")
+    add_data_arguments(compare, required=False)
+    add_train_arguments(compare, single_run=False)
+    compare.add_argument("--out", help="report folder (default: runs/<timestamp>)")
+    compare.add_argument("--python", action="append", default=[], metavar="NAME=PATH",
+                         help="a framework's interpreter (default: .tox/<env>/bin/python)")
+    compare.add_argument("--timeout", type=float, default=900.0,
+                         help="seconds allowed to one framework run")
+    compare.set_defaults(func=cmd_compare)
+
     frameworks = sub.add_parser("frameworks", help="list frameworks, versions and devices")
     frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     frameworks.set_defaults(func=cmd_frameworks)
     return parser
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
         "--data",
-        required=True,
+        required=required,
+        default=None if required else "diabetes",
         help="a .csv (header row) or .npz (X, y) file, 'diabetes', or "
         "'synthetic:n=1000,d=8,noise=0.1,seed=0'",
     )
     parser.add_argument("--target", help="CSV target column (default: the last column)")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:
     d = DEFAULTS
-    parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    if single_run:
+        parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+        parser.add_argument("--solver", default=d.solver, choices=SOLVERS,
+                            help="gd: gradient descent; exact: the framework's least squares")
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--momentum", type=float, default=d.momentum)
     parser.add_argument("--beta1", type=float, default=d.beta1)
@@ -65,12 +86,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=d.dtype, choices=DTYPES)
     parser.add_argument("--device", default=d.device, choices=DEVICES)
     parser.add_argument(
-        "--solver",
-        default=d.solver,
-        choices=SOLVERS,
-        help="gd: gradient descent; exact: the framework's least squares",
-    )
-    parser.add_argument(
         "--no-standardize",
         dest="standardize",
         action="store_false",
@@ -78,22 +93,23 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        beta1=args.beta1,
-        beta2=args.beta2,
-        eps=args.eps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        dtype=args.dtype,
-        device=args.device,
-        solver=args.solver,
-        standardize=args.standardize,
-    )
+def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    return TrainConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **fixed)
+
+
+def config_to_args(config: TrainConfig) -> list[str]:
+    """The `dlport train` arguments that reproduce ``config`` (the inverse of the above)."""
+    args = []
+    for name, value in config.to_dict().items():
+        if name == "standardize":
+            args += [] if value else ["--no-standardize"]
+        elif name == "batch_size":
+            args += ["--batch-size", "full" if value is None else str(value)]
+        else:
+            args += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float)
+                     else str(value)]
+    return args
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -142,6 +158,47 @@ def print_summary(result, file) -> None:
         rows,
         file=file,
     )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    from dlport.common.data import load_dataset
+    from dlport.common.envs import parse_python_overrides
+    from dlport.common.registry import check_name
+    from dlport.compare import report
+    from dlport.compare.run import compare, parse_cases
+
+    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    for name in frameworks:
+        check_name(name)
+    if not frameworks or "numpy" in frameworks:
+        raise DlportError("--frameworks takes torch, tensorflow and/or mxnet (numpy always runs)")
+    cases = parse_cases(args.optimizers)
+    overrides = parse_python_overrides(args.python)
+    base = config_from_args(args)
+    data = load_dataset(args.data, args.target)
+    out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    comparison = compare(data, base, frameworks, cases, out, config_to_args, overrides,
+                         args.timeout)
+    report.write(comparison, out)
+    report.print_terminal(comparison)
+    if importlib.util.find_spec("matplotlib") is None:
+        print("plots skipped: install matplotlib (pip install 'dlport[plot]')")
+    else:
+        from dlport.compare.plots import write_plots
+
+        write_plots(comparison, out)
+    print(f"report: {out / 'report.md'}")
+    if not comparison.all_ran:
+        print("not every framework ran (see above)", file=sys.stderr)
+        return 4
+    if not comparison.all_agree:
+        print("some framework is outside the parity tolerance (see above)", file=sys.stderr)
+        return 5
+    return 0
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:

@@ -27,7 +27,9 @@ def print_table(
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in cells:
         table.add_row(*row)
-    Console(file=file, soft_wrap=True).print(table)
+    # Piped output (logs, CI) is not squeezed to 80 columns.
+    width = None if file.isatty() else 200
+    Console(file=file, width=width).print(table)
 
 
 def _fmt(value: object) -> str:

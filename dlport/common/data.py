@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlport.common.atomic import write_bytes_atomic
 from dlport.common.errors import DlportError
 
 BUNDLED = ("diabetes",)
@@ -143,13 +144,22 @@ def _from_npz(path: Path) -> Dataset:
                 )
             X, y = npz["X"], npz["y"]
             names = tuple(str(s) for s in npz["feature_names"]) if "feature_names" in npz else None
+            target = str(npz["target_name"]) if "target_name" in npz else "y"
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DlportError(f"cannot read {path} as .npz ({exc})") from None
     if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
         raise DlportError(f"{path}: X and y must be numeric arrays, got {X.dtype} and {y.dtype}")
     if names is None and X.ndim == 2:
         names = tuple(f"x{i}" for i in range(X.shape[1]))
-    return _validated(X, y, names or (), "y", str(path))
+    return _validated(X, y, names or (), target, str(path))
+
+
+def save_npz(data: Dataset, path: Path) -> None:
+    """The dataset as .npz, so other environments load the very same float64 values."""
+    buffer = io.BytesIO()
+    np.savez(buffer, X=data.X, y=data.y, feature_names=np.array(data.feature_names),
+             target_name=np.array(data.target_name))
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _validated(X, y, names, target, source, **truth) -> Dataset:

@@ -21,7 +21,7 @@ from dlport.common.data import Dataset
 from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
-from dlport.common.progress import epoch_progress
+from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
 from dlport.common.standardize import Standardizer
 
@@ -106,13 +106,13 @@ class TrainerBase:
             w0, b0 = initial_params(d, config.seed)
             runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
             label = f"{self.name} {config.optimizer}"
-            with epoch_progress(config.epochs, label, progress) as bar:
+            with progress_bar(config.epochs, label, progress) as bar:
                 for epoch in range(config.epochs):
                     loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
                     if not math.isfinite(loss):
                         raise DivergenceError(_divergence(epoch + 1, loss, config))
                     history.append(loss)
-                    bar.advance(loss)
+                    bar.advance(f"loss {loss:.6g}")
                     if epoch == 0:
                         first_epoch = time.perf_counter() - start
             w, b = runner.params()

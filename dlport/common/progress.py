@@ -7,7 +7,10 @@ from contextlib import contextmanager
 
 
 class _Silent:
-    def advance(self, loss: float) -> None:
+    def advance(self, note: str = "") -> None:
+        pass
+
+    def status(self, note: str) -> None:
         pass
 
 
@@ -15,12 +18,16 @@ class _RichBar:
     def __init__(self, progress, task):
         self._progress, self._task = progress, task
 
-    def advance(self, loss: float) -> None:
-        self._progress.update(self._task, advance=1, loss=f"{loss:.6g}")
+    def advance(self, note: str = "") -> None:
+        self._progress.update(self._task, advance=1, note=note)
+
+    def status(self, note: str) -> None:
+        self._progress.update(self._task, note=note)
 
 
 @contextmanager
-def epoch_progress(total: int, description: str, enabled: bool):
+def progress_bar(total: int, description: str, enabled: bool = True):
+    """Yields ``advance(note)`` / ``status(note)``; a live bar only on an interactive stderr."""
     if not (enabled and sys.stderr.isatty()):
         yield _Silent()
         return
@@ -41,9 +48,9 @@ def epoch_progress(total: int, description: str, enabled: bool):
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        yield _RichBar(progress, progress.add_task(description, total=total, loss="-"))
+        yield _RichBar(progress, progress.add_task(description, total=total, note=""))

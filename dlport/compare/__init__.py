@@ -1,0 +1,1 @@
+"""``dlport compare``: every framework in its own environment, one parity report."""

@@ -1,0 +1,74 @@
+"""Parity measures between results (DESIGN.md: max |a - b| / max(1, |b|))."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlport.common.conventions import Conventions
+from dlport.common.metrics import max_relative_difference
+from dlport.common.results import TrainResult
+
+# Against the reference of the framework's own convention; float32 against float64.
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+def params(result: TrainResult) -> np.ndarray:
+    return np.append(result.weights, result.bias)
+
+
+def loss_difference(a: TrainResult, b: TrainResult) -> float | None:
+    """Max relative difference of the per-epoch loss curves (None for the exact solver)."""
+    if not a.history["loss"]:
+        return None
+    return max_relative_difference(a.history["loss"], b.history["loss"])
+
+
+def per_epoch_difference(a: TrainResult, b: TrainResult) -> np.ndarray:
+    la, lb = np.asarray(a.history["loss"]), np.asarray(b.history["loss"])
+    return np.abs(la - lb) / np.maximum(1.0, np.abs(lb))
+
+
+@dataclass
+class Parity:
+    params_diff: float
+    loss_diff: float | None
+    tolerance: float
+    # (what differs from the canonical rules, its measured size on this run)
+    convention_notes: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        worst = max(self.params_diff, self.loss_diff or 0.0)
+        return worst < self.tolerance
+
+
+def measure(result: TrainResult, reference: TrainResult, canonical: TrainResult) -> Parity:
+    """``reference`` follows the result's conventions; ``canonical`` follows torch's rules."""
+    notes = []
+    described = Conventions(**result.conventions).describe()
+    if described:
+        size = max_relative_difference(params(reference), params(canonical))
+        notes = [("; ".join(described), size)]
+    return Parity(
+        params_diff=max_relative_difference(params(result), params(reference)),
+        loss_diff=loss_difference(result, reference),
+        tolerance=TOLERANCE[result.dtype],
+        convention_notes=notes,
+    )
+
+
+def pairwise(results: dict[str, TrainResult]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """For every pair of results: max relative difference of parameters and loss curves."""
+    return {
+        a: {
+            b: {
+                "params": max_relative_difference(params(ra), params(rb)),
+                "loss": loss_difference(ra, rb),
+            }
+            for b, rb in results.items()
+            if b != a
+        }
+        for a, ra in results.items()
+    }

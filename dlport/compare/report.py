@@ -1,0 +1,171 @@
+"""The comparison as JSON, Markdown and terminal tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import dlport
+from dlport.common.atomic import write_text_atomic
+from dlport.compare.run import REFERENCE, Case, Comparison, Row
+
+REPORT_SCHEMA_VERSION = 1
+COLUMNS = ["framework", "version", "device", "dtype", "status", "mse", "rmse", "mae", "r2",
+           "vs optimum", "fit s", "steps/s", "Δ weights", "Δ loss", "tolerance", "verdict"]
+# The terminal gets the columns that decide; report.md has them all.
+TERMINAL_COLUMNS = ["framework", "version", "device", "mse", "r2", "vs optimum", "fit s",
+                    "steps/s", "Δ weights", "Δ loss", "verdict"]
+
+
+def _g(value: float | None, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _row_cells(name: str, result, row: Row | None, optimum_mse: float) -> dict[str, str]:
+    if result is None:  # did not run
+        return dict.fromkeys(COLUMNS, "") | {"framework": name, "status": row.outcome.status,
+                                              "verdict": "not run"}
+    m, t = result.metrics, result.timing
+    parity = row.parity if row else None
+    return {
+        "framework": name,
+        "version": result.framework_version,
+        "device": result.device,
+        "dtype": result.dtype,
+        "status": "ok",
+        "mse": _g(m["mse"], ".6g"),
+        "rmse": _g(m["rmse"], ".6g"),
+        "mae": _g(m["mae"], ".6g"),
+        "r2": _g(m["r2"], ".6f"),
+        "vs optimum": f"{m['mse'] / optimum_mse - 1:+.3%}",
+        "fit s": _g(t["fit_seconds"]),
+        "steps/s": _g(t.get("steps_per_second"), ",.0f"),
+        "Δ weights": _g(parity.params_diff if parity else None),
+        "Δ loss": _g(parity.loss_diff if parity else None),
+        "tolerance": _g(parity.tolerance if parity else None),
+        "verdict": "reference" if row is None else ("pass" if parity.passed else "FAIL"),
+    }
+
+
+def case_rows(case: Case, optimum_mse: float, columns: list[str]) -> list[list[str]]:
+    rows = [_row_cells(f"{REFERENCE} (reference)", case.reference, None, optimum_mse)]
+    for name, row in case.rows.items():
+        rows.append(_row_cells(name, row.outcome.result, row, optimum_mse))
+    return [[r[c] for c in columns] for r in rows]
+
+
+def convention_lines(case: Case) -> list[str]:
+    lines = []
+    for name, row in case.rows.items():
+        for note, size in row.parity.convention_notes if row.parity else []:
+            lines.append(f"{name}: {note}; this moves the result by {size:.3g} (max relative, "
+                         "weights) from the canonical rules, so it is held to a reference "
+                         "that follows it")
+    for name, row in case.rows.items():
+        if not row.outcome.ok:
+            lines.append(f"{name} did not run ({row.outcome.status}): {row.outcome.reason}; "
+                         f"fix: {row.outcome.fix}")
+    return lines
+
+
+def to_dict(comparison: Comparison) -> dict[str, Any]:
+    cases = []
+    for case in comparison.cases:
+        rows = {}
+        for name, row in case.rows.items():
+            o = row.outcome
+            rows[name] = {
+                "status": o.status, "reason": o.reason, "fix": o.fix, "seconds": o.seconds,
+                "result": o.result.to_dict() if o.result else None,
+                "parity": None if row.parity is None else {
+                    "weights": row.parity.params_diff, "loss": row.parity.loss_diff,
+                    "tolerance": row.parity.tolerance, "passed": row.parity.passed,
+                    "conventions": [{"difference": n, "size": s}
+                                    for n, s in row.parity.convention_notes],
+                },
+            }
+        cases.append({"name": case.name, "config": case.config.to_dict(),
+                      "reference": case.reference.to_dict(), "frameworks": rows,
+                      "pairwise": case.pairwise})
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "dlport_version": dlport.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": {"source": comparison.data.source, "n_samples": comparison.data.n_samples,
+                 "n_features": comparison.data.n_features,
+                 "feature_names": list(comparison.data.feature_names),
+                 "target": comparison.data.target_name},
+        "config": comparison.base.to_dict(),
+        "frameworks": comparison.frameworks,
+        "optimum": comparison.optimum,
+        "all_ran": comparison.all_ran,
+        "all_agree": comparison.all_agree,
+        "cases": cases,
+    }
+
+
+def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def to_markdown(comparison: Comparison) -> str:
+    optimum_mse = comparison.optimum["metrics"]["mse"]
+    d = comparison.data
+    lines = [
+        "# dlport compare",
+        "",
+        f"Data: `{d.source}` ({d.n_samples} x {d.n_features}, target `{d.target_name}`). "
+        f"Config: `{comparison.base.to_dict()}`.",
+        "",
+        f"Least-squares optimum (numpy lstsq, float64): MSE {optimum_mse:.6g}. "
+        "'vs optimum' is each run's MSE relative to it.",
+        "",
+        "Δ is the max relative difference |a - b| / max(1, |b|) to the NumPy reference that "
+        "follows the framework's conventions (float64; float32 runs are held to it too).",
+        "",
+        f"All frameworks ran: **{comparison.all_ran}**. All within tolerance: "
+        f"**{comparison.all_agree}**.",
+    ]
+    for case in comparison.cases:
+        lines += ["", f"## {case.name}", ""]
+        lines += _md_table(COLUMNS, case_rows(case, optimum_mse, COLUMNS))
+        notes = convention_lines(case)
+        if notes:
+            lines += [""] + [f"- {n}" for n in notes]
+        results = case.results()
+        lines += ["", "Weights (original units) and bias:", ""]
+        names = list(results)
+        weights = [[f, *(f"{results[n].weights[i]:.10g}" for n in names)]
+                   for i, f in enumerate(d.feature_names)]
+        weights.append(["(bias)", *(f"{results[n].bias:.10g}" for n in names)])
+        lines += _md_table(["feature", *names], weights)
+        lines += ["", "Pairwise max relative difference (weights / loss curve):", ""]
+        grid = [[a, *("-" if a == b else
+                      f"{case.pairwise[a][b]['params']:.2g} / {_g(case.pairwise[a][b]['loss'], '.2g')}"
+                      for b in names)] for a in names]
+        lines += _md_table(["", *names], grid)
+    lines += ["", "Plots: `loss_curves.png` (loss per epoch, log scale), "
+              "`loss_difference.png` (per-epoch difference to the reference).", ""]
+    return "\n".join(lines)
+
+
+def write(comparison: Comparison, out) -> None:
+    import json
+
+    write_text_atomic(out / "report.json",
+                      json.dumps(to_dict(comparison), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out / "report.md", to_markdown(comparison))
+
+
+def print_terminal(comparison: Comparison, file=None) -> None:
+    from dlport.console import print_table
+
+    file = file or sys.stdout
+    optimum_mse = comparison.optimum["metrics"]["mse"]
+    for case in comparison.cases:
+        print_table(f"{case.name} ({comparison.data.source}, {comparison.base.dtype})",
+                    TERMINAL_COLUMNS, case_rows(case, optimum_mse, TERMINAL_COLUMNS), file=file)
+        for line in convention_lines(case):
+            print(f"  {line}", file=file)

@@ -1,0 +1,132 @@
+"""The orchestration: the reference in-process, each framework in its env, parity for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlport.common.config import TrainConfig
+from dlport.common.conventions import Conventions
+from dlport.common.data import Dataset, save_npz
+from dlport.common.envs import Outcome, find_python, run_train
+from dlport.common.errors import DlportError
+from dlport.common.metrics import regression_metrics
+from dlport.common.progress import progress_bar
+from dlport.common.results import TrainResult
+from dlport.compare.parity import Parity, measure, pairwise
+from dlport.frameworks.numpy.trainer import NumpyTrainer
+
+CASES = ("sgd", "momentum", "nesterov", "adam", "exact")
+REFERENCE = "numpy"
+
+
+def parse_cases(text: str) -> list[str]:
+    cases = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown or not cases:
+        raise DlportError(f"unknown optimizer(s) {unknown}; choose from: {', '.join(CASES)}")
+    return cases
+
+
+def case_config(base: TrainConfig, case: str) -> TrainConfig:
+    if case == "exact":
+        return base.replace(solver="exact")
+    return base.replace(optimizer=case, solver="gd")
+
+
+@dataclass
+class Row:
+    outcome: Outcome
+    reference: TrainResult | None = None  # the NumPy reference of its conventions
+    parity: Parity | None = None
+
+
+@dataclass
+class Case:
+    name: str
+    config: TrainConfig
+    reference: TrainResult  # the canonical NumPy reference, run in-process
+    rows: dict[str, Row] = field(default_factory=dict)
+    pairwise: dict = field(default_factory=dict)
+
+    def results(self) -> dict[str, TrainResult]:
+        ran = {n: r.outcome.result for n, r in self.rows.items() if r.outcome.ok}
+        return {REFERENCE: self.reference, **ran}
+
+
+@dataclass
+class Comparison:
+    data: Dataset
+    base: TrainConfig
+    frameworks: list[str]
+    cases: list[Case]
+    optimum: dict[str, object]
+
+    @property
+    def all_ran(self) -> bool:
+        return all(row.outcome.ok for case in self.cases for row in case.rows.values())
+
+    @property
+    def all_agree(self) -> bool:
+        return all(
+            row.parity.passed for case in self.cases for row in case.rows.values() if row.parity
+        )
+
+
+def least_squares_optimum(data: Dataset) -> dict[str, object]:
+    design = np.hstack([data.X, np.ones((data.n_samples, 1))])
+    coef = np.linalg.lstsq(design, data.y, rcond=None)[0]
+    return {
+        "weights": coef[:-1].tolist(),
+        "bias": float(coef[-1]),
+        "metrics": regression_metrics(data.y, design @ coef),
+    }
+
+
+def compare(
+    data: Dataset,
+    base: TrainConfig,
+    frameworks: list[str],
+    cases: list[str],
+    out: Path,
+    train_args,  # (TrainConfig) -> CLI arguments for `dlport train`
+    overrides: dict[str, str],
+    timeout: float,
+    progress: bool = True,
+) -> Comparison:
+    data_path = out / "data.npz"
+    save_npz(data, data_path)
+    pythons = {name: find_python(name, overrides) for name in frameworks}
+    references: dict[tuple, TrainResult] = {}
+
+    def reference(config: TrainConfig, conventions: Conventions) -> TrainResult:
+        # float64 on the CPU: float32 runs are held to the exact math, not to NumPy's float32.
+        key = (config.optimizer, config.solver, tuple(sorted(conventions.to_dict().items())))
+        if key not in references:
+            config = config.replace(dtype="float64", device="cpu")
+            references[key] = NumpyTrainer(conventions).fit(data, config)
+        return references[key]
+
+    done: list[Case] = []
+    with progress_bar(len(cases) * len(frameworks), "compare", progress) as bar:
+        for name in cases:
+            config = case_config(base, name)
+            case = Case(name, config, reference(config, Conventions()))
+            for framework in frameworks:
+                bar.status(f"{framework} {name}")
+                json_path = out / "results" / f"{framework}-{name}.json"
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                outcome = run_train(framework, pythons[framework],
+                                    ["--data", str(data_path), *train_args(config)],
+                                    json_path, timeout)
+                row = Row(outcome)
+                if outcome.ok:
+                    row.reference = reference(config, Conventions(**outcome.result.conventions))
+                    row.parity = measure(outcome.result, row.reference, case.reference)
+                case.rows[framework] = row
+                bar.advance(f"{framework} {name}: {outcome.status}")
+            case.pairwise = pairwise(case.results())
+            done.append(case)
+    return Comparison(data, base, frameworks, done, least_squares_optimum(data))
