@@ -1,5 +1,6 @@
-"""``dlport train | frameworks``: argparse, one-line errors, exit codes 0 / 2 (bad input) / 3
-(divergence). Importing this module imports no framework."""
+"""``dlport train | compare | predict | export | frameworks``: argparse, one-line errors, exit
+codes 0 / 2 (bad input) / 3 (divergence) / 4-5 (compare) / 130 (Ctrl-C). Importing this module
+imports no framework."""
 
 from __future__ import annotations
 
@@ -28,11 +29,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train one framework on one dataset")
-    train.add_argument("--framework", default="numpy", help="numpy | torch | tensorflow | mxnet")
+    train.add_argument("--framework", help="numpy (default) | torch | tensorflow | mxnet")
     add_data_arguments(train)
     add_train_arguments(train)
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
+    train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
+    train.add_argument("--checkpoint-every", type=int, metavar="K",
+                       help="also write it every K epochs")
+    train.add_argument("--resume", metavar="PATH",
+                       help="continue from a checkpoint (its settings; --epochs may grow)")
     train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="predict with a checkpoint, in any framework")
+    predict.add_argument("--checkpoint", required=True, metavar="PATH")
+    predict.add_argument("--data", required=True,
+                         help="CSV/NPZ/bundled data holding the checkpoint's feature columns")
+    predict.add_argument("--framework", default="numpy", help="framework that computes it")
+    predict.add_argument("--dtype", default="float64", choices=DTYPES)
+    predict.add_argument("--device", default="auto", choices=DEVICES)
+    predict.add_argument("--out", metavar="FILE", help="CSV of predictions (default: stdout)")
+    predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser("export", help="save a checkpoint's model in a framework's format")
+    export.add_argument("--checkpoint", required=True, metavar="PATH")
+    export.add_argument("--framework", required=True, help="torch | tensorflow | mxnet")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="torch: .pt (state_dict); tensorflow: .keras; mxnet: .params")
+    export.set_defaults(func=cmd_export)
 
     compare = sub.add_parser(
         "compare", help="run every framework in its own env and report parity with NumPy"
@@ -78,7 +101,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
     parser.add_argument("--beta1", type=float, default=d.beta1)
     parser.add_argument("--beta2", type=float, default=d.beta2)
     parser.add_argument("--eps", type=float, default=d.eps)
-    parser.add_argument("--epochs", type=int, default=d.epochs)
+    # None = not given: the default, or the checkpoint's value on --resume.
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
     parser.add_argument(
         "--batch-size", type=parse_batch_size, default=d.batch_size, metavar="N|full"
     )
@@ -93,9 +117,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
     )
 
 
-def config_from_args(args: argparse.Namespace, **fixed) -> TrainConfig:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    return TrainConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **fixed)
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if hasattr(args, "batch_size"):  # None is meaningful there: full batch
+        given["batch_size"] = args.batch_size
+    return TrainConfig(**given)
 
 
 def config_to_args(config: TrainConfig) -> list[str]:
@@ -113,14 +140,33 @@ def config_to_args(config: TrainConfig) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dlport.common.checkpoint import Checkpoint, Checkpointing
     from dlport.common.data import load_dataset
     from dlport.common.registry import check_name, get_trainer
 
-    config = config_from_args(args)
-    check_name(args.framework)
+    resume = Checkpoint.read(args.resume) if args.resume else None
+    if resume:
+        framework = args.framework or resume.framework
+        config = TrainConfig.from_dict(resume.payload["config"])
+        if args.epochs is not None:
+            config = config.replace(epochs=args.epochs)
+    else:
+        framework = args.framework or "numpy"
+        config = config_from_args(args)
+    if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
+        raise DlportError("--checkpoint-every needs a positive K and --checkpoint PATH")
+    check_name(framework)
     data = load_dataset(args.data, args.target)
-    trainer = get_trainer(args.framework)
-    result = trainer.fit(data, config, progress=True)
+    trainer = get_trainer(framework)
+    interrupt = args.checkpoint or args.resume or f"dlport-interrupted-{framework}.ckpt.json"
+    checkpointing = Checkpointing(
+        path=Path(args.checkpoint) if args.checkpoint else None,
+        every=args.checkpoint_every,
+        interrupt_path=Path(interrupt),
+    )
+    result = trainer.fit(data, config, progress=True, checkpointing=checkpointing, resume=resume)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
     print_summary(result, summary_file)
     if args.json == "-":
@@ -128,6 +174,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.json:
         result.write_json(args.json)
         print(f"result written to {args.json}", file=summary_file)
+    if args.checkpoint:
+        print(f"checkpoint written to {args.checkpoint}", file=summary_file)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from dlport.common.atomic import write_text_atomic
+    from dlport.common.checkpoint import Checkpoint
+    from dlport.common.data import load_features
+    from dlport.common.metrics import regression_metrics
+    from dlport.common.registry import check_name, get_trainer
+
+    checkpoint = Checkpoint.read(args.checkpoint)
+    check_name(args.framework)
+    saved = checkpoint.payload["data"]
+    X, y = load_features(args.data, saved["feature_names"], saved["target"])
+    weights, bias = checkpoint.model
+    trainer = get_trainer(args.framework)
+    predictions = trainer.predict(weights, bias, X, dtype=args.dtype, device=args.device)
+    buffer = io.StringIO()
+    np.savetxt(buffer, predictions, fmt="%.17g", header="prediction", comments="")
+    if args.out:
+        write_text_atomic(args.out, buffer.getvalue())
+        print(f"{len(predictions)} predictions written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(buffer.getvalue())
+    if y is not None:
+        metrics = regression_metrics(y, predictions)
+        print("  ".join(f"{k} {v:.6g}" for k, v in metrics.items()), file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dlport.common.checkpoint import Checkpoint
+    from dlport.common.registry import check_name, get_trainer
+
+    checkpoint = Checkpoint.read(args.checkpoint)
+    check_name(args.framework)
+    if args.framework == "numpy":
+        raise DlportError("numpy has no native model format; the checkpoint itself is NumPy's")
+    weights, bias = checkpoint.model
+    get_trainer(args.framework).export_native(weights, bias, args.out)
+    print(f"{args.framework} model written to {args.out}")
     return 0
 
 
@@ -250,5 +343,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlport: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dlport: interrupted", file=sys.stderr)
+        print("dlport: interrupted before the first epoch ended; nothing saved", file=sys.stderr)
         return 130

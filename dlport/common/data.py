@@ -92,24 +92,21 @@ def make_synthetic(spec: str) -> Dataset:
     return _validated(X, y, names, "y", canonical, true_weights=w, true_bias=b)
 
 
-def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
+def _read_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
+    """Header and float64 values of a CSV, every cell numeric, every row complete."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DlportError(
             f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
         ) from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise DlportError(f"{source} is not valid CSV ({exc})") from None
     if not rows:
         raise DlportError(f"{source} is empty; it needs a header row and at least one data row")
     header = [name.strip() for name in rows[0]]
-    if len(header) < 2:
-        raise DlportError(f"{source} needs at least two columns (features and a target)")
-    target = header[-1] if target is None else target
-    if target not in header:
-        raise DlportError(
-            f"target column {target!r} not in {source}; columns are: {', '.join(header)}"
-        )
     body = rows[1:]
     if not body:
         raise DlportError(f"{source} has a header but no data rows")
@@ -128,15 +125,63 @@ def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
                     f"{source} line {i}, column {header[j]!r}: {cell!r} is not a number; "
                     "dlport needs numeric columns"
                 ) from None
+    return header, values
+
+
+def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
+    header, values = _read_csv(raw, source)
+    if len(header) < 2:
+        raise DlportError(f"{source} needs at least two columns (features and a target)")
+    target = header[-1] if target is None else target
+    if target not in header:
+        raise DlportError(
+            f"target column {target!r} not in {source}; columns are: {', '.join(header)}"
+        )
     t = header.index(target)
     features = tuple(name for j, name in enumerate(header) if j != t)
     return _validated(np.delete(values, t, axis=1), values[:, t], features, target, source)
 
 
-def _from_npz(path: Path) -> Dataset:
+def load_features(
+    spec: str, feature_names: list[str], target: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The columns a model was trained on, by name where the data has names; y if present."""
+    path = Path(spec)
+    if path.suffix.lower() == ".csv" and path.is_file():
+        header, values = _read_csv(path.read_bytes(), spec)
+        missing = [name for name in feature_names if name not in header]
+        if missing:
+            raise DlportError(
+                f"{spec} lacks the model's feature column(s) {missing}; it has: "
+                f"{', '.join(header)}"
+            )
+        X = values[:, [header.index(name) for name in feature_names]]
+        y = values[:, header.index(target)] if target in header else None
+        for array in (X, y):
+            if array is not None and not np.isfinite(array).all():
+                raise DlportError(f"{spec} contains NaN or inf; drop or impute those rows")
+        return X, y
+    if path.suffix.lower() == ".npz":
+        data = _from_npz(path, require_target=False)
+    else:
+        data = load_dataset(spec)
+    if data.n_features != len(feature_names):
+        raise DlportError(
+            f"{spec} has {data.n_features} features but the model was trained on "
+            f"{len(feature_names)}; give data with the training features"
+        )
+    return data.X, (None if data.target_name is None else data.y)
+
+
+def _from_npz(path: Path, require_target: bool = True) -> Dataset:
+    """X and y (with ``require_target=False``, y may be absent: target_name is then None)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = {"X", "y"} - set(npz.files)
+            if not require_target and missing == {"y"}:
+                X = npz["X"]
+                return _validated(X, np.zeros(len(X)), tuple(f"x{i}" for i in range(X.shape[1]))
+                                  if X.ndim == 2 else (), None, str(path))
             if missing:
                 raise DlportError(
                     f"{path} lacks array(s) {sorted(missing)}; "

@@ -11,3 +11,9 @@ class DivergenceError(DlportError):
     """The loss became NaN or inf during training: exit code 3."""
 
     exit_code = 3
+
+
+class Interrupted(DlportError):
+    """Ctrl-C during training, after the last complete epoch was checkpointed: exit code 130."""
+
+    exit_code = 130

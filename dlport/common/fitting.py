@@ -15,6 +15,7 @@ import numpy as np
 
 import dlport
 from dlport.common.batching import epoch_order, steps_per_epoch
+from dlport.common.checkpoint import Checkpoint, Checkpointing, check_resumable, decode_state
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import CANONICAL, Conventions
 from dlport.common.data import Dataset
@@ -32,6 +33,12 @@ class EpochRunner(Protocol):
 
     def params(self) -> tuple[np.ndarray, float]:
         """Current weight vector and bias as float64 NumPy values."""
+
+    def optimizer_state(self) -> dict:
+        """The optimizer's own state (slots, step count) as NumPy arrays and numbers."""
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Restore what ``optimizer_state`` returned, so training continues bit for bit."""
 
 
 def with_intercept(X: np.ndarray) -> np.ndarray:
@@ -63,6 +70,14 @@ class TrainerBase:
     def _extra_versions(self) -> dict[str, str]:
         return {}
 
+    def export_native(self, weights: np.ndarray, bias: float, path: str) -> None:
+        """Save the linear model (original units) in the framework's own format."""
+        raise DlportError(f"{self.name} has no native model format")
+
+    def import_native(self, path: str) -> tuple[np.ndarray, float]:
+        """Read back what ``export_native`` wrote: (weights, bias)."""
+        raise DlportError(f"{self.name} has no native model format")
+
     # -- shared --------------------------------------------------------------------------------
     def resolve_device(self, requested: str) -> str:
         available = self.devices()
@@ -87,7 +102,15 @@ class TrainerBase:
         )
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def fit(self, data: Dataset, config: TrainConfig, *, progress: bool = False) -> TrainResult:
+    def fit(
+        self,
+        data: Dataset,
+        config: TrainConfig,
+        *,
+        progress: bool = False,
+        checkpointing: Checkpointing | None = None,
+        resume: Checkpoint | None = None,
+    ) -> TrainResult:
         device = self.resolve_device(config.device)
         n, d = data.X.shape
         if config.standardize:
@@ -98,24 +121,43 @@ class TrainerBase:
         batch = config.batch_size_for(n)
         history: list[float] = []
         start = time.perf_counter()
-        first_epoch = 0.0
+        first_epoch, first = 0.0, 0
         if config.solver == "exact":
             coef = np.asarray(self._solve_exact(with_intercept(Xs), ys, device), dtype=np.float64)
             w, b = coef[:-1], float(coef[-1])
+            if checkpointing:
+                checkpointing.saver(self, config, data, scaler).finished(0, [], w, b, {})
         else:
             w0, b0 = initial_params(d, config.seed)
+            if resume is not None:
+                check_resumable(resume, self.name, config, data)
+                w0, b0 = resume.train_params
+                first, history = resume.epoch, list(resume.payload["history"]["loss"])
             runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
+            if resume is not None:
+                runner.load_optimizer_state(decode_state(resume.payload["optimizer"]))
+            saver = checkpointing.saver(self, config, data, scaler) if checkpointing else None
             label = f"{self.name} {config.optimizer}"
-            with progress_bar(config.epochs, label, progress) as bar:
-                for epoch in range(config.epochs):
-                    loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
-                    if not math.isfinite(loss):
-                        raise DivergenceError(_divergence(epoch + 1, loss, config))
-                    history.append(loss)
-                    bar.advance(f"loss {loss:.6g}")
-                    if epoch == 0:
-                        first_epoch = time.perf_counter() - start
+            with progress_bar(config.epochs - first, label, progress) as bar:
+                try:
+                    for epoch in range(first, config.epochs):
+                        order = epoch_order(n, config.seed, epoch, batch)
+                        loss = float(runner.run_epoch(order))
+                        if not math.isfinite(loss):
+                            raise DivergenceError(_divergence(epoch + 1, loss, config))
+                        history.append(loss)
+                        bar.advance(f"loss {loss:.6g}")
+                        if saver:
+                            saver.epoch_done(epoch + 1, history, runner)
+                        if epoch == first:
+                            first_epoch = time.perf_counter() - start
+                except KeyboardInterrupt:
+                    if saver:
+                        saver.interrupted()
+                    raise
             w, b = runner.params()
+            if saver:
+                saver.finished(config.epochs, history, w, b, runner.optimizer_state())
         fit_seconds = time.perf_counter() - start
         w = np.asarray(w, dtype=np.float64).reshape(-1)
         if not (np.isfinite(w).all() and math.isfinite(b)):
@@ -139,7 +181,7 @@ class TrainerBase:
             bias=bias,
             history={"loss": history},
             metrics=regression_metrics(data.y, data.X @ weights + bias),
-            timing=_timing(fit_seconds, first_epoch, config, n, batch),
+            timing=_timing(fit_seconds, first_epoch, len(history) - first, config, n, batch),
             standardization=scaler.to_dict(),
             versions={
                 "dlport": dlport.__version__,
@@ -159,19 +201,18 @@ def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:
     )
 
 
-def _timing(fit_seconds: float, first_epoch: float, config: TrainConfig, n: int, batch: int):
+def _timing(fit_seconds, first_epoch, epochs_run: int, config: TrainConfig, n: int, batch: int):
     if config.solver == "exact":
         return {"fit_seconds": fit_seconds, "steps": 0}
     per_epoch = steps_per_epoch(n, batch)
-    steps = per_epoch * config.epochs
     timing: dict[str, Any] = {
         "fit_seconds": fit_seconds,
         "first_epoch_seconds": first_epoch,
-        "steps": steps,
+        "steps": per_epoch * epochs_run,
     }
     # Steady state excludes the first epoch, which holds any compilation.
     steady = fit_seconds - first_epoch
-    if config.epochs > 1 and steady > 0:
-        timing["steps_per_second"] = per_epoch * (config.epochs - 1) / steady
-        timing["samples_per_second"] = n * (config.epochs - 1) / steady
+    if epochs_run > 1 and steady > 0:
+        timing["steps_per_second"] = per_epoch * (epochs_run - 1) / steady
+        timing["samples_per_second"] = n * (epochs_run - 1) / steady
     return timing

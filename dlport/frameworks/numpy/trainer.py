@@ -72,6 +72,14 @@ class ReferenceRunner:
     def params(self):
         return self.theta[:-1].astype(np.float64), float(self.theta[-1])
 
+    def optimizer_state(self) -> dict:
+        return {"first": self.buf.copy(), "second": self.second.copy(), "step": self.t}
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.buf = state["first"].astype(self.theta.dtype)
+        self.second = state["second"].astype(self.theta.dtype)
+        self.t = int(state["step"])
+
     def step(self, Xb: np.ndarray, yb: np.ndarray) -> float:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported per epoch
             return self._step(Xb, yb)

@@ -6,6 +6,7 @@ host waits once per epoch, not once per step.
 
 from __future__ import annotations
 
+import io
 import os
 
 # cuBLAS needs this before CUDA starts for deterministic algorithms (no effect on CPU).
@@ -15,7 +16,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from dlport.common.atomic import write_bytes_atomic  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
+from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -78,6 +81,22 @@ class TorchTrainer(TrainerBase):
             return layer(torch.from_numpy(X).to(dev)).squeeze(1).cpu().numpy()
 
 
+    def export_native(self, weights, bias, path):
+        # A plain nn.Linear state_dict: torch.load(path, weights_only=True) -> layer.load_state_dict
+        layer = make_linear(np.asarray(weights), bias, torch.float64, "cpu")
+        buffer = io.BytesIO()
+        torch.save(layer.state_dict(), buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+
+    def import_native(self, path):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            weight, bias = state["weight"], state["bias"]
+        except Exception as exc:  # torch raises many types for a bad file
+            raise DlportError(f"{path} is not a torch nn.Linear state_dict ({exc})") from None
+        return weight.double().reshape(-1).numpy(), float(bias.double().reshape(-1)[0])
+
+
 class TorchRunner:
     def __init__(self, X, y, w0, b0, config: TrainConfig, device: torch.device):
         dtype = _DTYPES[config.dtype]
@@ -105,6 +124,17 @@ class TorchRunner:
         loss.backward()
         self.optimizer.step()
         return loss
+
+    def optimizer_state(self) -> dict:
+        state = self.optimizer.state_dict()["state"]
+        return {str(i): {k: v.detach().cpu().numpy() for k, v in s.items()}
+                for i, s in state.items()}
+
+    def load_optimizer_state(self, state: dict) -> None:
+        full = self.optimizer.state_dict()  # keeps this run's param_groups (same config)
+        full["state"] = {int(i): {k: torch.from_numpy(np.asarray(v)) for k, v in s.items()}
+                         for i, s in state.items()}
+        self.optimizer.load_state_dict(full)
 
     def params(self):
         w = self.model.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
