@@ -34,16 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
-    train.add_argument("--checkpoint-every", type=int, metavar="K",
-                       help="also write it every K epochs")
-    train.add_argument("--resume", metavar="PATH",
-                       help="continue from a checkpoint (its settings; --epochs may grow)")
+    train.add_argument(
+        "--checkpoint-every", type=int, metavar="K", help="also write it every K epochs"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue from a checkpoint (its settings; --epochs may grow)",
+    )
     train.set_defaults(func=cmd_train)
 
     predict = sub.add_parser("predict", help="predict with a checkpoint, in any framework")
     predict.add_argument("--checkpoint", required=True, metavar="PATH")
-    predict.add_argument("--data", required=True,
-                         help="CSV/NPZ/bundled data holding the checkpoint's feature columns")
+    predict.add_argument(
+        "--data",
+        required=True,
+        help="CSV/NPZ/bundled data holding the checkpoint's feature columns",
+    )
     predict.add_argument("--framework", default="numpy", help="framework that computes it")
     predict.add_argument("--dtype", default="float64", choices=DTYPES)
     predict.add_argument("--device", default="auto", choices=DEVICES)
@@ -53,24 +60,40 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="save a checkpoint's model in a framework's format")
     export.add_argument("--checkpoint", required=True, metavar="PATH")
     export.add_argument("--framework", required=True, help="torch | tensorflow | mxnet")
-    export.add_argument("--out", required=True, metavar="FILE",
-                        help="torch: .pt (state_dict); tensorflow: .keras; mxnet: .params")
+    export.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="torch: .pt (state_dict); tensorflow: .keras; mxnet: .params",
+    )
     export.set_defaults(func=cmd_export)
 
     compare = sub.add_parser(
         "compare", help="run every framework in its own env and report parity with NumPy"
     )
-    compare.add_argument("--frameworks", default="torch,tensorflow,mxnet",
-                         help="comma-separated (default: torch,tensorflow,mxnet)")
-    compare.add_argument("--optimizers", default="sgd,momentum,nesterov,adam,exact",
-                         help="comma-separated runs; 'exact' is the least-squares solver")
+    compare.add_argument(
+        "--frameworks",
+        default="torch,tensorflow,mxnet",
+        help="comma-separated (default: torch,tensorflow,mxnet)",
+    )
+    compare.add_argument(
+        "--optimizers",
+        default="sgd,momentum,nesterov,adam,exact",
+        help="comma-separated runs; 'exact' is the least-squares solver",
+    )
     add_data_arguments(compare, required=False)
     add_train_arguments(compare, single_run=False)
     compare.add_argument("--out", help="report folder (default: runs/<timestamp>)")
-    compare.add_argument("--python", action="append", default=[], metavar="NAME=PATH",
-                         help="a framework's interpreter (default: .tox/<env>/bin/python)")
-    compare.add_argument("--timeout", type=float, default=900.0,
-                         help="seconds allowed to one framework run")
+    compare.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a framework's interpreter (default: .tox/<env>/bin/python)",
+    )
+    compare.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds allowed to one framework run"
+    )
     compare.set_defaults(func=cmd_compare)
 
     frameworks = sub.add_parser("frameworks", help="list frameworks, versions and devices")
@@ -94,8 +117,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
     d = DEFAULTS
     if single_run:
         parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-        parser.add_argument("--solver", default=d.solver, choices=SOLVERS,
-                            help="gd: gradient descent; exact: the framework's least squares")
+        parser.add_argument(
+            "--solver",
+            default=d.solver,
+            choices=SOLVERS,
+            help="gd: gradient descent; exact: the framework's least squares",
+        )
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--momentum", type=float, default=d.momentum)
     parser.add_argument("--beta1", type=float, default=d.beta1)
@@ -134,8 +161,10 @@ def config_to_args(config: TrainConfig) -> list[str]:
         elif name == "batch_size":
             args += ["--batch-size", "full" if value is None else str(value)]
         else:
-            args += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float)
-                     else str(value)]
+            args += [
+                f"--{name.replace('_', '-')}",
+                repr(value) if isinstance(value, float) else str(value),
+            ]
     return args
 
 
@@ -274,8 +303,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     data = load_dataset(args.data, args.target)
     out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    comparison = compare(data, base, frameworks, cases, out, config_to_args, overrides,
-                         args.timeout)
+    comparison = compare(
+        data, base, frameworks, cases, out, config_to_args, overrides, args.timeout
+    )
     report.write(comparison, out)
     report.print_terminal(comparison)
     if importlib.util.find_spec("matplotlib") is None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,8 +73,9 @@ def test_truncated_checkpoint_is_refused(saved):
 def test_resume_continues_bit_for_bit(tmp_path, diabetes, saved, stop_after):
     _, full = saved
     partial = tmp_path / "partial.json"
-    NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=stop_after),
-                       checkpointing=Checkpointing(path=partial))
+    NumpyTrainer().fit(
+        diabetes, CONFIG.replace(epochs=stop_after), checkpointing=Checkpointing(path=partial)
+    )
     resumed = NumpyTrainer().fit(diabetes, CONFIG, resume=Checkpoint.read(partial))
     assert resumed.weights == full.weights and resumed.bias == full.bias
     assert resumed.history == full.history
@@ -129,7 +129,7 @@ def test_mutated_checkpoints_are_refused_or_identical(tmp_path_factory, diabetes
     at = data.draw(st.integers(0, len(original) - 1))
     kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
     if kind == "flip":
-        mutated = original[:at] + bytes([original[at] ^ 0x55]) + original[at + 1:]
+        mutated = original[:at] + bytes([original[at] ^ 0x55]) + original[at + 1 :]
     elif kind == "cut":
         mutated = original[:at]
     else:
@@ -143,15 +143,28 @@ def test_mutated_checkpoints_are_refused_or_identical(tmp_path_factory, diabetes
 
 
 def _train_command(path, epochs):
-    return [sys.executable, "-m", "dlport", "train", "--data", "synthetic:n=200000,d=8",
-            "--optimizer", "momentum", "--epochs", str(epochs), "--checkpoint", str(path),
-            "--checkpoint-every", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "dlport",
+        "train",
+        "--data",
+        "synthetic:n=200000,d=8",
+        "--optimizer",
+        "momentum",
+        "--epochs",
+        str(epochs),
+        "--checkpoint",
+        str(path),
+        "--checkpoint-every",
+        "1",
+    ]
 
 
 def test_killed_runs_leave_a_complete_checkpoint_and_resume_to_identical_weights(tmp_path):
     """SIGKILL at random moments: the file on disk is always a whole checkpoint, old or new,
     and resuming from it ends with exactly the weights of an uninterrupted run."""
-    epochs = 8
+    epochs = 16
     reference = tmp_path / "reference.json"
     subprocess.run(_train_command(reference, epochs), check=True, capture_output=True)
     want = Checkpoint.read(reference).model
@@ -164,7 +177,7 @@ def test_killed_runs_leave_a_complete_checkpoint_and_resume_to_identical_weights
         if path.exists():
             command += ["--resume", str(path)]
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.4, 1.2))
+        time.sleep(rng.uniform(0.3, 1.1))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -179,7 +192,7 @@ def test_killed_runs_leave_a_complete_checkpoint_and_resume_to_identical_weights
     assert got[0].tolist() == want[0].tolist() and got[1] == want[1]
     assert seen_epochs == sorted(seen_epochs) and seen_epochs[-1] == epochs
     print(f"{kills} kills, checkpoint epochs seen: {seen_epochs}")
-    assert kills >= 2
+    assert kills >= 3
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):

@@ -25,13 +25,25 @@ def fake_python(tmp_path: Path, mode: str) -> str:
 
 def run_compare(tmp_path, envs: dict[str, str], *extra: str):
     out = tmp_path / "report"
-    args = ["compare", "--frameworks", ",".join(envs), "--out", str(out), "--epochs", "3",
-            "--optimizers", "sgd,adam,exact", *extra]
+    args = [
+        "compare",
+        "--frameworks",
+        ",".join(envs),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--optimizers",
+        "sgd,adam,exact",
+        *extra,
+    ]
     for name, mode in envs.items():
         python = mode if mode.startswith("/") else fake_python(tmp_path, mode)
         args += ["--python", f"{name}={python}"]
     code = main(args)
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
+    report = (
+        json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
+    )
     return code, report, out
 
 
@@ -75,8 +87,9 @@ def test_garbage_output_is_invalid(tmp_path):
 
 
 def test_a_run_that_hangs_times_out(tmp_path):
-    code, report, _ = run_compare(tmp_path, {"torch": "slow"}, "--timeout", "2",
-                                  "--optimizers", "sgd")
+    code, report, _ = run_compare(
+        tmp_path, {"torch": "slow"}, "--timeout", "2", "--optimizers", "sgd"
+    )
     assert code == 4
     assert statuses(report) == {"torch": "timeout"}
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from dlport.common.checkpoint import Checkpoint, Checkpointing
 from dlport.common.config import OPTIMIZERS, TrainConfig
 from dlport.common.data import load_dataset
 from dlport.common.errors import DivergenceError, DlportError
@@ -112,3 +113,30 @@ def test_gpu_request_without_gpu_is_refused(trainer, diabetes):
         pytest.skip("this machine has a GPU")
     with pytest.raises(DlportError, match="no GPU"):
         trainer.fit(diabetes, TrainConfig(device="gpu"))
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_resume_continues_bit_for_bit(trainer, diabetes, tmp_path, optimizer):
+    config = TrainConfig(optimizer=optimizer, epochs=4, device="cpu")
+    full = trainer.fit(diabetes, config)
+    path = tmp_path / "half.json"
+    trainer.fit(diabetes, config.replace(epochs=2), checkpointing=Checkpointing(path=path))
+    checkpoint = Checkpoint.read(path)
+    assert checkpoint.framework == trainer.name and checkpoint.epoch == 2
+    resumed = trainer.fit(diabetes, config, resume=checkpoint)
+    assert resumed.weights == full.weights and resumed.bias == full.bias
+    assert resumed.history == full.history
+
+
+def test_native_export_round_trips(trainer, tmp_path):
+    w = np.linspace(-3.0, 3.0, 7) / 3.0
+    if trainer.native_suffix is None:
+        with pytest.raises(DlportError, match="no native model format"):
+            trainer.export_native(w, 0.25, str(tmp_path / "model"))
+        return
+    path = tmp_path / f"model{trainer.native_suffix}"
+    trainer.export_native(w, 0.25, str(path))
+    weights, bias = trainer.import_native(str(path))
+    assert weights.tolist() == w.tolist() and bias == 0.25
+    X = np.arange(14.0).reshape(2, 7)
+    np.testing.assert_allclose(trainer.predict(weights, bias, X, device="cpu"), X @ w + 0.25)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,11 @@ SCHEMA_VERSION = 1
 def encode_state(value: Any) -> Any:
     """Nested dicts/lists with NumPy arrays -> JSON-safe values (arrays tagged, exact floats)."""
     if isinstance(value, np.ndarray):
-        return {"__array__": value.astype(np.float64).ravel().tolist(),
-                "shape": list(value.shape), "dtype": str(value.dtype)}
+        return {
+            "__array__": value.astype(np.float64).ravel().tolist(),
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+        }
     if isinstance(value, dict):
         return {str(k): encode_state(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -52,6 +56,17 @@ def data_fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     for array in (X, y):
         digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
     return digest.hexdigest()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")  # writers never emit NaN/Infinity
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e999: the writer never emits one
+        raise ValueError(f"non-finite number {text}")
+    return value
 
 
 def _checksum(payload: dict[str, Any]) -> str:
@@ -89,8 +104,12 @@ class Checkpoint:
         return self.payload["data"]["n_features"]
 
     def write(self, path: str | Path) -> None:
-        document = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
-                    "sha256": _checksum(self.payload), "payload": self.payload}
+        document = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "sha256": _checksum(self.payload),
+            "payload": self.payload,
+        }
         write_text_atomic(path, json.dumps(document, allow_nan=False) + "\n")
 
     @classmethod
@@ -104,16 +123,21 @@ class Checkpoint:
         except OSError as exc:
             raise DlportError(f"cannot read checkpoint {path} ({exc.strerror})") from None
         try:
-            document = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise DlportError(f"{path} is not a dlport checkpoint (truncated or corrupted); "
-                              f"{fix}") from None
+            document = json.loads(
+                raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            )
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+            raise DlportError(
+                f"{path} is not a dlport checkpoint (truncated or corrupted); {fix}"
+            ) from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise DlportError(f"{path} is not a dlport checkpoint; {fix}")
         version = document.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise DlportError(f"{path} has checkpoint schema {version!r}, newer than this "
-                              f"dlport reads ({SCHEMA_VERSION}); upgrade dlport")
+            raise DlportError(
+                f"{path} has checkpoint schema {version!r}, newer than this "
+                f"dlport reads ({SCHEMA_VERSION}); upgrade dlport"
+            )
         payload = document.get("payload")
         if not isinstance(payload, dict) or document.get("sha256") != _checksum(payload):
             raise DlportError(f"{path} fails its checksum (corrupted or edited); {fix}")

@@ -152,8 +152,7 @@ def load_features(
         missing = [name for name in feature_names if name not in header]
         if missing:
             raise DlportError(
-                f"{spec} lacks the model's feature column(s) {missing}; it has: "
-                f"{', '.join(header)}"
+                f"{spec} lacks the model's feature column(s) {missing}; it has: {', '.join(header)}"
             )
         X = values[:, [header.index(name) for name in feature_names]]
         y = values[:, header.index(target)] if target in header else None
@@ -180,8 +179,13 @@ def _from_npz(path: Path, require_target: bool = True) -> Dataset:
             missing = {"X", "y"} - set(npz.files)
             if not require_target and missing == {"y"}:
                 X = npz["X"]
-                return _validated(X, np.zeros(len(X)), tuple(f"x{i}" for i in range(X.shape[1]))
-                                  if X.ndim == 2 else (), None, str(path))
+                return _validated(
+                    X,
+                    np.zeros(len(X)),
+                    tuple(f"x{i}" for i in range(X.shape[1])) if X.ndim == 2 else (),
+                    None,
+                    str(path),
+                )
             if missing:
                 raise DlportError(
                     f"{path} lacks array(s) {sorted(missing)}; "
@@ -202,8 +206,13 @@ def _from_npz(path: Path, require_target: bool = True) -> Dataset:
 def save_npz(data: Dataset, path: Path) -> None:
     """The dataset as .npz, so other environments load the very same float64 values."""
     buffer = io.BytesIO()
-    np.savez(buffer, X=data.X, y=data.y, feature_names=np.array(data.feature_names),
-             target_name=np.array(data.target_name))
+    np.savez(
+        buffer,
+        X=data.X,
+        y=data.y,
+        feature_names=np.array(data.feature_names),
+        target_name=np.array(data.target_name),
+    )
     write_bytes_atomic(path, buffer.getvalue())
 
 

@@ -58,8 +58,9 @@ def find_python(framework: str, overrides: dict[str, str]) -> Path | None:
     return None
 
 
-def run_train(framework: str, python: Path | None, train_args: list[str], json_path: Path,
-              timeout: float) -> Outcome:
+def run_train(
+    framework: str, python: Path | None, train_args: list[str], json_path: Path, timeout: float
+) -> Outcome:
     """``<python> -m dlport train --framework F ... --json FILE``, judged by what comes back."""
     env_name = check_name(framework).tox_env
     fix = f"tox -e {env_name} --notest, or --python {framework}=/path/to/python"
@@ -67,31 +68,67 @@ def run_train(framework: str, python: Path | None, train_args: list[str], json_p
         return Outcome(framework, "missing", reason=f"no .tox/{env_name} environment", fix=fix)
     if not python.exists():
         return Outcome(framework, "missing", reason=f"{python} does not exist", fix=fix)
-    command = [str(python), "-m", "dlport", "train", "--framework", framework, *train_args,
-               "--json", str(json_path)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])))
+    command = [
+        str(python),
+        "-m",
+        "dlport",
+        "train",
+        "--framework",
+        framework,
+        *train_args,
+        "--json",
+        str(json_path),
+    ]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
+    )
     json_path.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        return Outcome(framework, "timeout", reason=f"no result within {timeout:g} s",
-                       fix="raise --timeout", seconds=time.perf_counter() - start)
+        return Outcome(
+            framework,
+            "timeout",
+            reason=f"no result within {timeout:g} s",
+            fix="raise --timeout",
+            seconds=time.perf_counter() - start,
+        )
     except OSError as exc:
         return Outcome(framework, "missing", reason=f"cannot run {python} ({exc})", fix=fix)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
-        return Outcome(framework, "failed", reason=lines[-1], seconds=seconds,
-                       fix=f"run it alone: {python} -m dlport train --framework {framework} ...")
+        return Outcome(
+            framework,
+            "failed",
+            reason=lines[-1],
+            seconds=seconds,
+            fix=f"run it alone: {python} -m dlport train --framework {framework} ...",
+        )
     try:
         result = TrainResult.from_json(json_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, DlportError) as exc:
-        return Outcome(framework, "invalid", reason=f"unusable result: {exc}", seconds=seconds,
-                       fix=f"check that {python} runs this dlport version")
+        return Outcome(
+            framework,
+            "invalid",
+            reason=f"unusable result: {exc}",
+            seconds=seconds,
+            fix=f"check that {python} runs this dlport version",
+        )
     if result.framework != framework:
-        return Outcome(framework, "invalid", seconds=seconds,
-                       reason=f"result is from {result.framework!r}, not {framework!r}")
+        return Outcome(
+            framework,
+            "invalid",
+            seconds=seconds,
+            reason=f"result is from {result.framework!r}, not {framework!r}",
+        )
     return Outcome(framework, "ok", result=result, seconds=seconds)

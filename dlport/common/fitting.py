@@ -49,6 +49,7 @@ def with_intercept(X: np.ndarray) -> np.ndarray:
 class TrainerBase:
     name: ClassVar[str]
     conventions: ClassVar[Conventions] = CANONICAL
+    native_suffix: ClassVar[str | None] = None  # file suffix of export_native's format
 
     # -- what each framework provides -------------------------------------------------------
     def version(self) -> str:

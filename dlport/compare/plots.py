@@ -43,21 +43,25 @@ def write_plots(comparison: Comparison, out: Path) -> list[Path]:
         return []
     written = []
     plt, fig, axes = _figure(len(cases))
-    for ax, case in zip(axes, cases):
+    for ax, case in zip(axes, cases, strict=False):  # axes may have spare panels
         for name, result in case.results().items():
             epochs = np.arange(1, len(result.history["loss"]) + 1)
-            style = {"color": "black", "linestyle": "--", "linewidth": 2.5, "zorder": 1} \
-                if name == REFERENCE else {"linewidth": 1.2, "marker": ".", "zorder": 2}
+            style = (
+                {"color": "black", "linestyle": "--", "linewidth": 2.5, "zorder": 1}
+                if name == REFERENCE
+                else {"linewidth": 1.2, "marker": ".", "zorder": 2}
+            )
             ax.plot(epochs, result.history["loss"], label=name, **style)
         ax.set_yscale("log")
-        ax.set(title=f"{case.name}: training loss", xlabel="epoch",
-               ylabel="MSE (standardized units)")
+        ax.set(
+            title=f"{case.name}: training loss", xlabel="epoch", ylabel="MSE (standardized units)"
+        )
         ax.legend()
     written.append(out / "loss_curves.png")
     _save(plt, fig, written[-1])
 
     plt, fig, axes = _figure(len(cases))
-    for ax, case in zip(axes, cases):
+    for ax, case in zip(axes, cases, strict=False):  # axes may have spare panels
         for name, row in case.rows.items():
             if not row.outcome.ok:
                 continue
@@ -66,8 +70,11 @@ def write_plots(comparison: Comparison, out: Path) -> list[Path]:
             ax.plot(np.arange(1, len(diff) + 1), diff, marker=".", label=name)
             ax.axhline(row.parity.tolerance, color="red", linestyle=":", linewidth=1)
         ax.set_yscale("log")
-        ax.set(title=f"{case.name}: |loss - own-convention reference| / max(1, |ref|)",
-               xlabel="epoch", ylabel=f"relative difference (floor {FLOOR:g})")
+        ax.set(
+            title=f"{case.name}: |loss - own-convention reference| / max(1, |ref|)",
+            xlabel="epoch",
+            ylabel=f"relative difference (floor {FLOOR:g})",
+        )
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     written.append(out / "loss_difference.png")

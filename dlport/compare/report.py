@@ -11,11 +11,38 @@ from dlport.common.atomic import write_text_atomic
 from dlport.compare.run import REFERENCE, Case, Comparison, Row
 
 REPORT_SCHEMA_VERSION = 1
-COLUMNS = ["framework", "version", "device", "dtype", "status", "mse", "rmse", "mae", "r2",
-           "vs optimum", "fit s", "steps/s", "Δ weights", "Δ loss", "tolerance", "verdict"]
+COLUMNS = [
+    "framework",
+    "version",
+    "device",
+    "dtype",
+    "status",
+    "mse",
+    "rmse",
+    "mae",
+    "r2",
+    "vs optimum",
+    "fit s",
+    "steps/s",
+    "Δ weights",
+    "Δ loss",
+    "tolerance",
+    "verdict",
+]
 # The terminal gets the columns that decide; report.md has them all.
-TERMINAL_COLUMNS = ["framework", "version", "device", "mse", "r2", "vs optimum", "fit s",
-                    "steps/s", "Δ weights", "Δ loss", "verdict"]
+TERMINAL_COLUMNS = [
+    "framework",
+    "version",
+    "device",
+    "mse",
+    "r2",
+    "vs optimum",
+    "fit s",
+    "steps/s",
+    "Δ weights",
+    "Δ loss",
+    "verdict",
+]
 
 
 def _g(value: float | None, spec: str = ".3g") -> str:
@@ -24,8 +51,11 @@ def _g(value: float | None, spec: str = ".3g") -> str:
 
 def _row_cells(name: str, result, row: Row | None, optimum_mse: float) -> dict[str, str]:
     if result is None:  # did not run
-        return dict.fromkeys(COLUMNS, "") | {"framework": name, "status": row.outcome.status,
-                                              "verdict": "not run"}
+        return dict.fromkeys(COLUMNS, "") | {
+            "framework": name,
+            "status": row.outcome.status,
+            "verdict": "not run",
+        }
     m, t = result.metrics, result.timing
     parity = row.parity if row else None
     return {
@@ -59,13 +89,17 @@ def convention_lines(case: Case) -> list[str]:
     lines = []
     for name, row in case.rows.items():
         for note, size in row.parity.convention_notes if row.parity else []:
-            lines.append(f"{name}: {note}; this moves the result by {size:.3g} (max relative, "
-                         "weights) from the canonical rules, so it is held to a reference "
-                         "that follows it")
+            lines.append(
+                f"{name}: {note}; this moves the result by {size:.3g} (max relative, "
+                "weights) from the canonical rules, so it is held to a reference "
+                "that follows it"
+            )
     for name, row in case.rows.items():
         if not row.outcome.ok:
-            lines.append(f"{name} did not run ({row.outcome.status}): {row.outcome.reason}; "
-                         f"fix: {row.outcome.fix}")
+            lines.append(
+                f"{name} did not run ({row.outcome.status}): {row.outcome.reason}; "
+                f"fix: {row.outcome.fix}"
+            )
     return lines
 
 
@@ -76,26 +110,43 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
         for name, row in case.rows.items():
             o = row.outcome
             rows[name] = {
-                "status": o.status, "reason": o.reason, "fix": o.fix, "seconds": o.seconds,
+                "status": o.status,
+                "reason": o.reason,
+                "fix": o.fix,
+                "seconds": o.seconds,
                 "result": o.result.to_dict() if o.result else None,
-                "parity": None if row.parity is None else {
-                    "weights": row.parity.params_diff, "loss": row.parity.loss_diff,
-                    "tolerance": row.parity.tolerance, "passed": row.parity.passed,
-                    "conventions": [{"difference": n, "size": s}
-                                    for n, s in row.parity.convention_notes],
+                "parity": None
+                if row.parity is None
+                else {
+                    "weights": row.parity.params_diff,
+                    "loss": row.parity.loss_diff,
+                    "tolerance": row.parity.tolerance,
+                    "passed": row.parity.passed,
+                    "conventions": [
+                        {"difference": n, "size": s} for n, s in row.parity.convention_notes
+                    ],
                 },
             }
-        cases.append({"name": case.name, "config": case.config.to_dict(),
-                      "reference": case.reference.to_dict(), "frameworks": rows,
-                      "pairwise": case.pairwise})
+        cases.append(
+            {
+                "name": case.name,
+                "config": case.config.to_dict(),
+                "reference": case.reference.to_dict(),
+                "frameworks": rows,
+                "pairwise": case.pairwise,
+            }
+        )
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "dlport_version": dlport.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": {"source": comparison.data.source, "n_samples": comparison.data.n_samples,
-                 "n_features": comparison.data.n_features,
-                 "feature_names": list(comparison.data.feature_names),
-                 "target": comparison.data.target_name},
+        "data": {
+            "source": comparison.data.source,
+            "n_samples": comparison.data.n_samples,
+            "n_features": comparison.data.n_features,
+            "feature_names": list(comparison.data.feature_names),
+            "target": comparison.data.target_name,
+        },
         "config": comparison.base.to_dict(),
         "frameworks": comparison.frameworks,
         "optimum": comparison.optimum,
@@ -108,6 +159,13 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
 def _md_table(columns: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _pair(pairwise, a: str, b: str) -> str:
+    if a == b:
+        return "-"
+    diff = pairwise[a][b]
+    return f"{diff['params']:.2g} / {_g(diff['loss'], '.2g')}"
 
 
 def to_markdown(comparison: Comparison) -> str:
@@ -137,25 +195,30 @@ def to_markdown(comparison: Comparison) -> str:
         results = case.results()
         lines += ["", "Weights (original units) and bias:", ""]
         names = list(results)
-        weights = [[f, *(f"{results[n].weights[i]:.10g}" for n in names)]
-                   for i, f in enumerate(d.feature_names)]
+        weights = [
+            [f, *(f"{results[n].weights[i]:.10g}" for n in names)]
+            for i, f in enumerate(d.feature_names)
+        ]
         weights.append(["(bias)", *(f"{results[n].bias:.10g}" for n in names)])
         lines += _md_table(["feature", *names], weights)
         lines += ["", "Pairwise max relative difference (weights / loss curve):", ""]
-        grid = [[a, *("-" if a == b else
-                      f"{case.pairwise[a][b]['params']:.2g} / {_g(case.pairwise[a][b]['loss'], '.2g')}"
-                      for b in names)] for a in names]
+        grid = [[a, *(_pair(case.pairwise, a, b) for b in names)] for a in names]
         lines += _md_table(["", *names], grid)
-    lines += ["", "Plots: `loss_curves.png` (loss per epoch, log scale), "
-              "`loss_difference.png` (per-epoch difference to the reference).", ""]
+    lines += [
+        "",
+        "Plots: `loss_curves.png` (loss per epoch, log scale), "
+        "`loss_difference.png` (per-epoch difference to the reference).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write(comparison: Comparison, out) -> None:
     import json
 
-    write_text_atomic(out / "report.json",
-                      json.dumps(to_dict(comparison), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(
+        out / "report.json", json.dumps(to_dict(comparison), indent=2, allow_nan=False) + "\n"
+    )
     write_text_atomic(out / "report.md", to_markdown(comparison))
 
 
@@ -165,7 +228,11 @@ def print_terminal(comparison: Comparison, file=None) -> None:
     file = file or sys.stdout
     optimum_mse = comparison.optimum["metrics"]["mse"]
     for case in comparison.cases:
-        print_table(f"{case.name} ({comparison.data.source}, {comparison.base.dtype})",
-                    TERMINAL_COLUMNS, case_rows(case, optimum_mse, TERMINAL_COLUMNS), file=file)
+        print_table(
+            f"{case.name} ({comparison.data.source}, {comparison.base.dtype})",
+            TERMINAL_COLUMNS,
+            case_rows(case, optimum_mse, TERMINAL_COLUMNS),
+            file=file,
+        )
         for line in convention_lines(case):
             print(f"  {line}", file=file)

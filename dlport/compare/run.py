@@ -118,9 +118,13 @@ def compare(
                 bar.status(f"{framework} {name}")
                 json_path = out / "results" / f"{framework}-{name}.json"
                 json_path.parent.mkdir(parents=True, exist_ok=True)
-                outcome = run_train(framework, pythons[framework],
-                                    ["--data", str(data_path), *train_args(config)],
-                                    json_path, timeout)
+                outcome = run_train(
+                    framework,
+                    pythons[framework],
+                    ["--data", str(data_path), *train_args(config)],
+                    json_path,
+                    timeout,
+                )
                 row = Row(outcome)
                 if outcome.ok:
                     row.reference = reference(config, Conventions(**outcome.result.conventions))

@@ -56,6 +56,7 @@ def make_linear(w0: np.ndarray, b0: float, dtype: torch.dtype, device) -> nn.Lin
 
 class TorchTrainer(TrainerBase):
     name = "torch"
+    native_suffix = ".pt"
 
     def version(self) -> str:
         return torch.__version__
@@ -79,7 +80,6 @@ class TorchTrainer(TrainerBase):
         layer = make_linear(w, b, _DTYPES[str(X.dtype)], dev)
         with torch.inference_mode():
             return layer(torch.from_numpy(X).to(dev)).squeeze(1).cpu().numpy()
-
 
     def export_native(self, weights, bias, path):
         # A plain nn.Linear state_dict: torch.load(path, weights_only=True) -> layer.load_state_dict
@@ -127,13 +127,16 @@ class TorchRunner:
 
     def optimizer_state(self) -> dict:
         state = self.optimizer.state_dict()["state"]
-        return {str(i): {k: v.detach().cpu().numpy() for k, v in s.items()}
-                for i, s in state.items()}
+        return {
+            str(i): {k: v.detach().cpu().numpy() for k, v in s.items()} for i, s in state.items()
+        }
 
     def load_optimizer_state(self, state: dict) -> None:
         full = self.optimizer.state_dict()  # keeps this run's param_groups (same config)
-        full["state"] = {int(i): {k: torch.from_numpy(np.asarray(v)) for k, v in s.items()}
-                         for i, s in state.items()}
+        full["state"] = {
+            int(i): {k: torch.from_numpy(np.asarray(v)) for k, v in s.items()}
+            for i, s in state.items()
+        }
         self.optimizer.load_state_dict(full)
 
     def params(self):

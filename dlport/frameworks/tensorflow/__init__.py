@@ -1,0 +1,1 @@
+"""The TensorFlow/Keras port: keras.layers.Dense + MeanSquaredError + keras.optimizers, CPU/GPU."""
