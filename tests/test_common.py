@@ -65,7 +65,7 @@ def test_epoch_order_is_pinned_across_numpy_versions():
     assert epoch_order(10, seed=0, epoch=0, batch_size=3).tolist() == PINNED_ORDER
 
 
-PINNED_ORDER = [7, 4, 5, 1, 9, 8, 6, 2, 0, 3]
+PINNED_ORDER = [9, 1, 3, 8, 7, 6, 0, 4, 2, 5]
 
 
 def test_batches_split_with_the_partial_batch_last():
