@@ -96,6 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(func=cmd_compare)
 
+    bench = sub.add_parser("bench", help="throughput and time to quality, every framework")
+    bench.add_argument(
+        "--frameworks",
+        default="torch,tensorflow,mxnet",
+        help="comma-separated; the NumPy reference and loop always run",
+    )
+    bench.add_argument("--workloads", default="tiny,medium,large,full")
+    bench.add_argument("--devices", default="cpu", help="cpu, gpu or cpu,gpu")
+    bench.add_argument("--dtype", default="float32", choices=DTYPES)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--out", default="bench/results", help="folder for JSON, table, charts")
+    bench.add_argument("--python", action="append", default=[], metavar="NAME=PATH")
+    bench.add_argument(
+        "--timeout",
+        type=float,
+        default=1200.0,
+        help="seconds allowed to one framework on one workload",
+    )
+    bench.set_defaults(func=cmd_bench)
+
     frameworks = sub.add_parser("frameworks", help="list frameworks, versions and devices")
     frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     frameworks.set_defaults(func=cmd_frameworks)
@@ -289,15 +309,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from dlport.common.data import load_dataset
     from dlport.common.envs import parse_python_overrides
-    from dlport.common.registry import check_name
     from dlport.compare import report
     from dlport.compare.run import compare, parse_cases
 
-    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-    for name in frameworks:
-        check_name(name)
-    if not frameworks or "numpy" in frameworks:
-        raise DlportError("--frameworks takes torch, tensorflow and/or mxnet (numpy always runs)")
+    frameworks = _framework_list(args.frameworks)
     cases = parse_cases(args.optimizers)
     overrides = parse_python_overrides(args.python)
     base = config_from_args(args)
@@ -322,6 +337,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("some framework is outside the parity tolerance (see above)", file=sys.stderr)
         return 5
     return 0
+
+
+def _framework_list(text: str) -> list[str]:
+    from dlport.common.registry import check_name
+
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    for name in names:
+        check_name(name)
+    if not names or "numpy" in names:
+        raise DlportError("--frameworks takes torch, tensorflow and/or mxnet (numpy always runs)")
+    return names
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    from dlport.bench import report
+    from dlport.bench.harness import check_workloads, run_bench, summarize
+    from dlport.common.envs import parse_python_overrides
+
+    frameworks = _framework_list(args.frameworks)
+    workloads = check_workloads([w.strip() for w in args.workloads.split(",") if w.strip()])
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    if not devices or set(devices) - {"cpu", "gpu"}:
+        raise DlportError(f"--devices takes cpu, gpu or cpu,gpu, got {args.devices!r}")
+    if args.repeats < 1:
+        raise DlportError("--repeats must be at least 1")
+    overrides = parse_python_overrides(args.python)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    measurements = run_bench(
+        frameworks, workloads, devices, args.dtype, args.repeats, overrides, args.timeout, out
+    )
+    rows = summarize(measurements)
+    info = report.meta(args.dtype, args.repeats)
+    table = report.write(rows, info, out)
+    report.print_terminal(rows)
+    if importlib.util.find_spec("matplotlib"):
+        report.write_charts(rows, out, info["stamp"])
+    print(f"results: {table} (and .json, -throughput.png beside it)")
+    return 0 if all(r["status"] in ("ok", "no-device") for r in rows) else 4
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:

@@ -83,7 +83,7 @@ def test_garbage_output_is_invalid(tmp_path):
     code, report, _ = run_compare(tmp_path, {"torch": "garbage"})
     assert code == 4
     assert statuses(report) == {"torch": "invalid"}
-    assert "not valid JSON" in report["cases"][0]["frameworks"]["torch"]["reason"]
+    assert "unusable result: Expecting value" in report["cases"][0]["frameworks"]["torch"]["reason"]
 
 
 def test_a_run_that_hangs_times_out(tmp_path):

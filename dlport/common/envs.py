@@ -6,6 +6,7 @@ one given with ``--python NAME=PATH``) and hands back a ``TrainResult`` as JSON.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -26,6 +27,7 @@ class Outcome:
     framework: str
     status: str  # "ok" | "missing" | "failed" | "invalid" | "timeout"
     result: TrainResult | None = None
+    payload: dict | None = None  # the JSON the subprocess wrote
     reason: str = ""
     fix: str = ""
     seconds: float = 0.0
@@ -58,36 +60,27 @@ def find_python(framework: str, overrides: dict[str, str]) -> Path | None:
     return None
 
 
-def run_train(
-    framework: str, python: Path | None, train_args: list[str], json_path: Path, timeout: float
+def run_json(
+    framework: str,
+    python: Path | None,
+    module_args: list[str],
+    json_path: Path,
+    timeout: float,
 ) -> Outcome:
-    """``<python> -m dlport train --framework F ... --json FILE``, judged by what comes back."""
+    """``<python> -m MODULE ... `` that writes ``json_path``; ``Outcome.payload`` is its JSON."""
     env_name = check_name(framework).tox_env
     fix = f"tox -e {env_name} --notest, or --python {framework}=/path/to/python"
     if python is None:
         return Outcome(framework, "missing", reason=f"no .tox/{env_name} environment", fix=fix)
     if not python.exists():
         return Outcome(framework, "missing", reason=f"{python} does not exist", fix=fix)
-    command = [
-        str(python),
-        "-m",
-        "dlport",
-        "train",
-        "--framework",
-        framework,
-        *train_args,
-        "--json",
-        str(json_path),
-    ]
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
-    )
+    paths = [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
     json_path.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            command,
+            [str(python), "-m", *module_args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -107,16 +100,17 @@ def run_train(
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+        command = " ".join([str(python), "-m", *module_args[:4]])
         return Outcome(
             framework,
             "failed",
             reason=lines[-1],
             seconds=seconds,
-            fix=f"run it alone: {python} -m dlport train --framework {framework} ...",
+            fix=f"run it alone to see all of it: {command} ...",
         )
     try:
-        result = TrainResult.from_json(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, DlportError) as exc:
+        payload = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Outcome(
             framework,
             "invalid",
@@ -124,11 +118,23 @@ def run_train(
             seconds=seconds,
             fix=f"check that {python} runs this dlport version",
         )
-    if result.framework != framework:
-        return Outcome(
-            framework,
-            "invalid",
-            seconds=seconds,
-            reason=f"result is from {result.framework!r}, not {framework!r}",
-        )
-    return Outcome(framework, "ok", result=result, seconds=seconds)
+    return Outcome(framework, "ok", payload=payload, seconds=seconds)
+
+
+def run_train(
+    framework: str, python: Path | None, train_args: list[str], json_path: Path, timeout: float
+) -> Outcome:
+    """``<python> -m dlport train --framework F ... --json FILE``, judged by what comes back."""
+    args = ["dlport", "train", "--framework", framework, *train_args, "--json", str(json_path)]
+    outcome = run_json(framework, python, args, json_path, timeout)
+    if not outcome.ok:
+        return outcome
+    try:
+        outcome.result = TrainResult.from_dict(outcome.payload)
+    except DlportError as exc:
+        outcome.status, outcome.reason = "invalid", f"unusable result: {exc}"
+        return outcome
+    if outcome.result.framework != framework:
+        outcome.status = "invalid"
+        outcome.reason = f"result is from {outcome.result.framework!r}, not {framework!r}"
+    return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -111,7 +112,9 @@ class TrainerBase:
         progress: bool = False,
         checkpointing: Checkpointing | None = None,
         resume: Checkpoint | None = None,
+        stop_when: Callable[[int, np.ndarray, float], bool] | None = None,
     ) -> TrainResult:
+        """Train; ``stop_when(epochs_done, w, b)`` (training units) may end it early."""
         device = self.resolve_device(config.device)
         n, d = data.X.shape
         if config.standardize:
@@ -152,13 +155,15 @@ class TrainerBase:
                             saver.epoch_done(epoch + 1, history, runner)
                         if epoch == first:
                             first_epoch = time.perf_counter() - start
+                        if stop_when is not None and stop_when(epoch + 1, *runner.params()):
+                            break
                 except KeyboardInterrupt:
                     if saver:
                         saver.interrupted()
                     raise
             w, b = runner.params()
             if saver:
-                saver.finished(config.epochs, history, w, b, runner.optimizer_state())
+                saver.finished(len(history), history, w, b, runner.optimizer_state())
         fit_seconds = time.perf_counter() - start
         w = np.asarray(w, dtype=np.float64).reshape(-1)
         if not (np.isfinite(w).all() and math.isfinite(b)):

@@ -1,0 +1,1 @@
+"""``dlport bench``: throughput and time-to-quality of every framework, against baselines."""

@@ -1,0 +1,164 @@
+"""Runs the workers (each framework in its own env, as compare does) and summarizes them."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlport.bench.workloads import TARGET_VS_IDIOMATIC, TARGETS_VS_NUMPY, WORKLOADS
+from dlport.common.envs import find_python, run_json
+from dlport.common.progress import progress_bar
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median with min and max: the figure and how far repeats strayed from it."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+@dataclass
+class Measurement:
+    framework: str
+    workload: str
+    device: str
+    status: str  # ok | no-device | missing | failed | invalid | timeout
+    figures: dict | None = None
+    reason: str = ""
+
+
+def run_bench(
+    frameworks, workloads, devices, dtype, repeats, overrides, timeout, out_dir, progress=True
+) -> list[Measurement]:
+    jobs = [
+        (w, f, dev)
+        for w in workloads
+        for f in ["numpy", *frameworks]
+        for dev in devices
+        if not (f == "numpy" and dev == "gpu")
+    ]
+    measurements = []
+    with progress_bar(len(jobs), "bench", progress) as bar:
+        for workload, framework, device in jobs:
+            bar.status(f"{framework} {workload} {device}")
+            python = (
+                Path(sys.executable) if framework == "numpy" else find_python(framework, overrides)
+            )
+            json_path = out_dir / f".{framework}-{workload}-{device}.json"
+            outcome = run_json(
+                framework,
+                python,
+                [
+                    "dlport.bench.worker",
+                    "--framework",
+                    framework,
+                    "--workload",
+                    workload,
+                    "--device",
+                    device,
+                    "--dtype",
+                    dtype,
+                    "--repeats",
+                    str(repeats),
+                    "--json",
+                    str(json_path),
+                ],
+                json_path,
+                timeout,
+            )
+            json_path.unlink(missing_ok=True)
+            if outcome.ok:
+                status = outcome.payload["status"]
+                measurements.append(
+                    Measurement(
+                        framework,
+                        workload,
+                        device,
+                        status,
+                        outcome.payload,
+                        outcome.payload.get("reason", ""),
+                    )
+                )
+            else:
+                measurements.append(
+                    Measurement(
+                        framework,
+                        workload,
+                        device,
+                        outcome.status,
+                        reason=f"{outcome.reason} ({outcome.fix})",
+                    )
+                )
+            bar.advance(f"{framework} {workload} {device}: {measurements[-1].status}")
+    return measurements
+
+
+def summarize(measurements: list[Measurement]) -> list[dict]:
+    """One row per (framework, workload, device): medians, spreads and same-run ratios."""
+    numpy_loop = {
+        m.workload: spread(m.figures["numpy_loop"]["samples_per_second"])["median"]
+        for m in measurements
+        if m.framework == "numpy" and m.status == "ok"
+    }
+    cpu = {
+        (m.framework, m.workload): m for m in measurements if m.device == "cpu" and m.status == "ok"
+    }
+    rows = []
+    for m in measurements:
+        row = {
+            "framework": m.framework,
+            "workload": m.workload,
+            "device": m.device,
+            "status": m.status,
+            "reason": m.reason,
+        }
+        if m.status == "ok":
+            f, t = m.figures, m.figures["trainer"]
+            row |= {
+                "version": f["framework_version"],
+                "dtype": f["dtype"],
+                "samples_per_second": spread(t["samples_per_second"]),
+                "steps_per_second": spread(t["steps_per_second"]),
+                "warmup_seconds": spread(t["warmup_seconds"]),
+                "ttq_seconds": spread(t["ttq_seconds"]) if t["ttq_reached"] else None,
+                "ttq_epochs": t["ttq_epochs"],
+                "peak_rss_mb": f["peak_rss_mb"],
+            }
+            sps = row["samples_per_second"]["median"]
+            if m.workload in numpy_loop:
+                row["vs_numpy_loop"] = sps / numpy_loop[m.workload]
+            if "idiomatic" in f:
+                row["idiomatic_samples_per_second"] = spread(f["idiomatic"]["samples_per_second"])
+                row["vs_idiomatic"] = sps / row["idiomatic_samples_per_second"]["median"]
+            if "numpy_loop" in f:
+                row["numpy_loop_samples_per_second"] = spread(f["numpy_loop"]["samples_per_second"])
+                row["lstsq_seconds"] = spread(f["lstsq_seconds"])
+            if m.device == "gpu" and (m.framework, m.workload) in cpu:
+                cpu_sps = cpu[(m.framework, m.workload)].figures["trainer"]["samples_per_second"]
+                row["vs_cpu"] = sps / statistics.median(cpu_sps)
+            row["targets"] = targets(row)
+        rows.append(row)
+    return rows
+
+
+def targets(row: dict) -> dict[str, bool]:
+    """Issue 7's targets, judged only where they apply (CPU, float32, the named workloads)."""
+    if row["device"] != "cpu" or row.get("dtype") != "float32" or row["framework"] == "numpy":
+        return {}
+    verdicts = {}
+    if row["workload"] in TARGETS_VS_NUMPY and "vs_numpy_loop" in row:
+        goal = TARGETS_VS_NUMPY[row["workload"]]
+        verdicts[f">= {goal}x numpy loop"] = row["vs_numpy_loop"] >= goal
+    if row["workload"] in TARGET_VS_IDIOMATIC and "vs_idiomatic" in row:
+        goal = TARGET_VS_IDIOMATIC[row["workload"]]
+        verdicts[f">= {goal:g}x idiomatic"] = row["vs_idiomatic"] >= goal
+    return verdicts
+
+
+def check_workloads(names: list[str]) -> list[str]:
+    from dlport.common.errors import DlportError
+
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        raise DlportError(f"unknown workload(s) {unknown}; choose from: {', '.join(WORKLOADS)}")
+    return names

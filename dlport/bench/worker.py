@@ -1,0 +1,143 @@
+"""One framework, one workload, one device: measured inside that framework's environment.
+
+    python -m dlport.bench.worker --framework torch --workload medium --device cpu --json F
+
+Writes raw figures (every repeat); the harness takes medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import time
+
+import numpy as np
+
+from dlport.bench.workloads import WORKLOADS
+from dlport.common.atomic import write_text_atomic
+from dlport.common.config import TrainConfig
+from dlport.common.data import load_dataset
+from dlport.common.registry import get_trainer
+from dlport.common.standardize import Standardizer
+
+QUALITY = 1.01  # time to quality: training MSE within 1% of the float64 least-squares optimum
+
+
+def measure(framework: str, workload_name: str, device: str, dtype: str, repeats: int):
+    workload = WORKLOADS[workload_name]
+    trainer = get_trainer(framework)
+    figures = {
+        "framework": framework,
+        "framework_version": trainer.version(),
+        "workload": workload_name,
+        "device": device,
+        "dtype": dtype,
+        "repeats": repeats,
+    }
+    if device not in trainer.devices():
+        return figures | {"status": "no-device", "reason": f"{framework} sees no {device}"}
+    data = load_dataset(workload.data_spec)
+    config = TrainConfig(
+        optimizer="sgd",
+        lr=workload.lr,
+        epochs=1 + workload.timed_epochs,
+        batch_size=workload.batch_size,
+        dtype=dtype,
+        device=device,
+    )
+    runs = [trainer.fit(data, config).timing for _ in range(repeats)]
+    figures["trainer"] = {
+        "warmup_seconds": [t["first_epoch_seconds"] for t in runs],
+        "steps_per_second": [t["steps_per_second"] for t in runs],
+        "samples_per_second": [t["samples_per_second"] for t in runs],
+    }
+    figures["trainer"] |= time_to_quality(trainer, data, config, workload, repeats)
+    X, y = (a.astype(dtype) for a in Standardizer.fit(data.X, data.y).transform(data.X, data.y))
+    batch = config.batch_size_for(data.n_samples)
+    if workload.idiomatic_epochs and framework != "numpy":  # numpy's is the NumPy loop below
+        baseline = importlib.import_module(f"dlport.bench.baselines.{framework}")
+        steady = []
+        for _ in range(repeats):
+            # One warm-up epoch (tracing, allocation), then the timed ones.
+            seconds = baseline.idiomatic_fit(X, y, batch, 1 + workload.idiomatic_epochs)[1:]
+            steady.append(sum(seconds))
+        steps = -(-data.n_samples // batch) * workload.idiomatic_epochs
+        figures["idiomatic"] = {
+            "steps_per_second": [steps / s for s in steady],
+            "samples_per_second": [data.n_samples * workload.idiomatic_epochs / s for s in steady],
+        }
+    if framework == "numpy":
+        figures |= numpy_baselines(data, X, y, batch, workload, repeats)
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures | {"status": "ok"}
+
+
+def time_to_quality(trainer, data, config, workload, repeats) -> dict:
+    """Wall clock from handing over the raw data until the training MSE (evaluated each epoch,
+    evaluation included) is within 1% of the optimum, MLPerf style."""
+    Xs, ys = Standardizer.fit(data.X, data.y).transform(data.X, data.y)
+    design = np.hstack([Xs, np.ones((len(ys), 1))])
+    optimum = float(np.mean((design @ np.linalg.lstsq(design, ys, rcond=None)[0] - ys) ** 2))
+    seconds, epochs, reached = [], [], True
+    for _ in range(repeats):
+        hit = []
+
+        def good_enough(epoch, w, b, hit=hit):
+            if float(np.mean((Xs @ w + b - ys) ** 2)) <= QUALITY * optimum:
+                hit.append(epoch)
+                return True
+            return False
+
+        start = time.perf_counter()
+        trainer.fit(data, config.replace(epochs=workload.max_epochs), stop_when=good_enough)
+        seconds.append(time.perf_counter() - start)
+        epochs.append(hit[0] if hit else None)
+        reached = reached and bool(hit)
+    return {
+        "ttq_seconds": seconds,
+        "ttq_epochs": epochs,
+        "ttq_reached": reached,
+        "optimum_mse_standardized": optimum,
+    }
+
+
+def numpy_baselines(data, X, y, batch, workload, repeats) -> dict:
+    """The hand-written NumPy loop over the same batches, and NumPy's lstsq, timed here."""
+    from dlport.bench.baselines.numpy import idiomatic_fit
+
+    steady = [
+        sum(idiomatic_fit(X, y, batch, 1 + workload.timed_epochs)[1:]) for _ in range(repeats)
+    ]
+    steps = -(-data.n_samples // batch) * workload.timed_epochs
+    design = np.hstack([data.X, np.ones((data.n_samples, 1))])
+    lstsq = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.linalg.lstsq(design, data.y, rcond=None)
+        lstsq.append(time.perf_counter() - start)
+    return {
+        "numpy_loop": {
+            "steps_per_second": [steps / s for s in steady],
+            "samples_per_second": [data.n_samples * workload.timed_epochs / s for s in steady],
+        },
+        "lstsq_seconds": lstsq,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--framework", required=True)
+    parser.add_argument("--workload", required=True, choices=list(WORKLOADS))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    figures = measure(args.framework, args.workload, args.device, args.dtype, args.repeats)
+    write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
