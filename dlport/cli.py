@@ -191,7 +191,7 @@ def config_to_args(config: TrainConfig) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dlport.common.checkpoint import Checkpoint, Checkpointing
+    from dlport.common.checkpoint import Checkpoint, Checkpointing, check_resume_framework
     from dlport.common.data import load_dataset
     from dlport.common.registry import check_name, get_trainer
 
@@ -207,6 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
         raise DlportError("--checkpoint-every needs a positive K and --checkpoint PATH")
     check_name(framework)
+    if resume:
+        check_resume_framework(resume, framework)  # before importing a framework for nothing
     data = load_dataset(args.data, args.target)
     trainer = get_trainer(framework)
     interrupt = args.checkpoint or args.resume or f"dlport-interrupted-{framework}.ckpt.json"

@@ -129,3 +129,120 @@ def test_divergence_exits_3_with_epoch_and_hint(tmp_path):
     assert "diverged at epoch" in run.stderr and "--lr" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    path = tmp_path / "model.ckpt.json"
+    run = dlport(
+        "train",
+        "--data",
+        "diabetes",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "5",
+        "--checkpoint",
+        str(path),
+    )
+    assert run.returncode == 0, run.stderr
+    return path
+
+
+def test_predict_writes_the_checkpoints_predictions(tmp_path, checkpoint):
+    out = tmp_path / "pred.csv"
+    run = dlport(
+        "predict", "--checkpoint", str(checkpoint), "--data", "diabetes", "--out", str(out)
+    )
+    assert run.returncode == 0, run.stderr
+    assert "r2" in run.stderr  # the data has the target column: metrics are shown
+    from dlport.common.checkpoint import Checkpoint
+    from dlport.common.data import load_dataset
+
+    weights, bias = Checkpoint.read(checkpoint).model
+    data = load_dataset("diabetes")
+    got = np.loadtxt(out, skiprows=1)
+    np.testing.assert_allclose(got, data.X @ weights + bias, rtol=1e-12, atol=1e-9)
+
+
+def test_predict_picks_feature_columns_by_name(tmp_path, checkpoint):
+    from dlport.common.data import load_dataset
+
+    data = load_dataset("diabetes")
+    names = list(reversed(data.feature_names))  # other order, no target column
+    rows = [",".join(names)] + [",".join(repr(float(v)) for v in row[::-1]) for row in data.X[:5]]
+    csv_path = tmp_path / "features.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    by_name = dlport("predict", "--checkpoint", str(checkpoint), "--data", str(csv_path))
+    full = dlport("predict", "--checkpoint", str(checkpoint), "--data", "diabetes")
+    assert by_name.returncode == 0, by_name.stderr
+    got = np.array(by_name.stdout.splitlines()[1:], dtype=float)
+    want = np.array(full.stdout.splitlines()[1:6], dtype=float)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, checkpoint):
+    half = tmp_path / "half.json"
+    args = ["--data", "diabetes", "--optimizer", "adam", "--json", "-"]
+    assert dlport("train", *args, "--epochs", "2", "--checkpoint", str(half)).returncode == 0
+    resumed = dlport(
+        "train", "--data", "diabetes", "--resume", str(half), "--epochs", "5", "--json", "-"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    from dlport.common.checkpoint import Checkpoint
+
+    weights, bias = Checkpoint.read(checkpoint).model
+    result = json.loads(resumed.stdout)
+    assert result["weights"] == weights.tolist() and result["bias"] == bias
+
+
+CHECKPOINT_ERRORS = {
+    "truncated": (
+        ["predict", "--checkpoint", "{truncated}", "--data", "diabetes"],
+        "truncated or corrupted",
+    ),
+    "missing-column": (
+        ["predict", "--checkpoint", "{ckpt}", "--data", "{short_csv}"],
+        "lacks the model's feature column",
+    ),
+    "feature-count": (
+        ["predict", "--checkpoint", "{ckpt}", "--data", "synthetic:n=5,d=3"],
+        "has 3 features but the model was trained on 10",
+    ),
+    "resume-other-framework": (
+        ["train", "--data", "diabetes", "--resume", "{ckpt}", "--framework", "torch"],
+        "resume it with --framework numpy",
+    ),
+    "resume-other-data": (
+        ["train", "--data", "synthetic:n=442,d=10", "--resume", "{ckpt}"],
+        "other data",
+    ),
+    "every-without-path": (
+        ["train", "--data", "diabetes", "--checkpoint-every", "2"],
+        "--checkpoint-every needs",
+    ),
+    "export-numpy": (
+        ["export", "--checkpoint", "{ckpt}", "--framework", "numpy", "--out", "{out}"],
+        "no native model format",
+    ),
+    "no-checkpoint": (
+        ["predict", "--checkpoint", "{out}", "--data", "diabetes"],
+        "checkpoint not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_ERRORS))
+def test_checkpoint_misuse_is_one_line_exit_2(tmp_path, checkpoint, case):
+    truncated = tmp_path / "truncated.json"
+    truncated.write_bytes(checkpoint.read_bytes()[:100])
+    short_csv = tmp_path / "short.csv"
+    short_csv.write_text("age,sex\n1,2\n")
+    out = tmp_path / "out.file"
+    args, message = CHECKPOINT_ERRORS[case]
+    paths = {"ckpt": checkpoint, "truncated": truncated, "short_csv": short_csv, "out": out}
+    run = dlport(*[a.format(**paths) for a in args])
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not out.exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlport.common.data import load_dataset
 from dlport.common.errors import DlportError
@@ -113,3 +115,53 @@ def test_corrupt_npz_is_refused(tmp_path):
 def test_bad_synthetic_spec_is_refused(spec):
     with pytest.raises(DlportError):
         load_dataset(spec)
+
+
+def test_float32_overflow_is_refused_with_a_hint(tmp_path):
+    from dlport.common.config import TrainConfig
+    from dlport.frameworks.numpy.trainer import NumpyTrainer
+
+    data = load_dataset(write(tmp_path, "big.csv", "a,b\n1e39,1\n2,2\n3,5\n"))
+    with pytest.raises(DlportError, match="overflows float32.*--dtype float64"):
+        NumpyTrainer().fit(data, TrainConfig(dtype="float32", standardize=False))
+    # Standardized, the same data fits float32 comfortably.
+    NumpyTrainer().fit(data, TrainConfig(dtype="float32", epochs=1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_load_or_fail_cleanly(tmp_path_factory, blob):
+    path = tmp_path_factory.mktemp("csv") / "data.csv"
+    path.write_bytes(blob)
+    try:
+        data = load_dataset(str(path))
+    except DlportError:
+        return
+    assert data.X.ndim == 2 and len(data.y) == data.X.shape[0] >= 1
+    assert np.isfinite(data.X).all() and np.isfinite(data.y).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda cols: st.lists(
+            st.lists(
+                st.floats(allow_nan=False, allow_infinity=False, width=64),
+                min_size=cols,
+                max_size=cols,
+            ),
+            min_size=1,
+            max_size=20,
+        )
+    )
+)
+def test_numeric_tables_round_trip_through_csv(tmp_path_factory, table):
+    cols = len(table[0]) + 1
+    rows = [[*row, float(i)] for i, row in enumerate(table)]
+    header = ",".join(f"c{j}" for j in range(cols))
+    text = header + "\n" + "\n".join(",".join(repr(v) for v in row) for row in rows) + "\n"
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    path.write_text(text)
+    data = load_dataset(str(path))
+    assert data.X.tolist() == [row[:-1] for row in rows]
+    assert data.y.tolist() == [row[-1] for row in rows]

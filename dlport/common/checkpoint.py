@@ -152,15 +152,20 @@ class Checkpoint:
         return checkpoint
 
 
-def check_resumable(checkpoint: Checkpoint, framework: str, config, data) -> None:
-    """A resume continues the same run: same framework, data and settings (epochs may grow)."""
-    if config.solver == "exact":
-        raise DlportError("the exact solver has nothing to resume; run it again instead")
+def check_resume_framework(checkpoint: Checkpoint, framework: str) -> None:
+    """Optimizer state is the writer's own: only that framework can continue it."""
     if checkpoint.framework != framework:
         raise DlportError(
             f"the checkpoint was written by {checkpoint.framework}; resume it with "
             f"--framework {checkpoint.framework} (any framework can predict from it)"
         )
+
+
+def check_resumable(checkpoint: Checkpoint, framework: str, config, data) -> None:
+    """A resume continues the same run: same framework, data and settings (epochs may grow)."""
+    if config.solver == "exact":
+        raise DlportError("the exact solver has nothing to resume; run it again instead")
+    check_resume_framework(checkpoint, framework)
     saved = dict(checkpoint.payload["config"], epochs=config.epochs)
     changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
     if changed:

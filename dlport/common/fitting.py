@@ -121,7 +121,7 @@ class TrainerBase:
             scaler = Standardizer.fit(data.X, data.y)
         else:
             scaler = Standardizer.identity(d)
-        Xs, ys = (a.astype(config.dtype) for a in scaler.transform(data.X, data.y))
+        Xs, ys = _training_arrays(scaler, data, config)
         batch = config.batch_size_for(n)
         history: list[float] = []
         start = time.perf_counter()
@@ -197,6 +197,25 @@ class TrainerBase:
                 **self._extra_versions(),
             },
         )
+
+
+def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
+    """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xs, ys = scaler.transform(data.X, data.y)
+    if not (np.isfinite(Xs).all() and np.isfinite(ys).all()):
+        raise DlportError(
+            f"{data.source}: values too large to standardize in float64; rescale the data"
+        )
+    limit = float(np.finfo(config.dtype).max)
+    largest = max(float(np.abs(Xs).max()), float(np.abs(ys).max()))
+    if largest > limit:
+        hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
+        raise DlportError(
+            f"{data.source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
+            f"(max {limit:.3g}); {hint}"
+        )
+    return Xs.astype(config.dtype), ys.astype(config.dtype)
 
 
 def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:
