@@ -111,11 +111,12 @@ class TorchRunner:
 
     def run_epoch(self, order: np.ndarray) -> float:
         order_t = torch.from_numpy(order).to(self.device)
+        # One gather per epoch; the batches are then views (cheaper than two gathers per step).
+        X, y = self.X[order_t], self.y[order_t]
         self.total.zero_()
-        for start in range(0, len(order), self.batch_size):
-            idx = order_t[start : start + self.batch_size]
-            loss = self.step(self.X[idx], self.y[idx])
-            self.total.add_(loss.detach(), alpha=len(idx))
+        for xb, yb in zip(X.split(self.batch_size), y.split(self.batch_size), strict=True):
+            loss = self.step(xb, yb)
+            self.total.add_(loss.detach(), alpha=len(xb))
         return self.total.item() / len(order)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
