@@ -68,7 +68,9 @@ def write_plots(comparison: Comparison, out: Path) -> list[Path]:
             result = row.outcome.result
             diff = np.maximum(per_epoch_difference(result, row.reference), FLOOR)
             ax.plot(np.arange(1, len(diff) + 1), diff, marker=".", label=name)
-            ax.axhline(row.parity.tolerance, color="red", linestyle=":", linewidth=1)
+        tolerance = next((r.parity.tolerance for r in case.rows.values() if r.parity), None)
+        if tolerance:
+            ax.axhline(tolerance, color="red", linestyle=":", linewidth=1, label="tolerance")
         ax.set_yscale("log")
         ax.set(
             title=f"{case.name}: |loss - own-convention reference| / max(1, |ref|)",
