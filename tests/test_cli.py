@@ -22,6 +22,13 @@ def dlport(*args, cwd=None):
     )
 
 
+def assert_one_line_error(run, code: int, message: str) -> None:
+    """dlport's contract for bad input: the exit code, one line naming it, no traceback."""
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
 def test_import_and_help_import_no_framework():
     code = (
         "import sys, dlport\n"
@@ -115,9 +122,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, bad_files, case):
     args, message = BAD_INPUTS[case]
     out = tmp_path / "result.json"
     run = dlport("train", *[a.format(**bad_files) for a in args], "--json", str(out))
-    assert run.returncode == 2
-    assert message in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert_one_line_error(run, 2, message)
     assert not out.exists()
     assert list(tmp_path.glob("*.tmp")) == []
 
@@ -125,9 +130,8 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, bad_files, case):
 def test_divergence_exits_3_with_epoch_and_hint(tmp_path):
     out = tmp_path / "result.json"
     run = dlport("train", "--data", "diabetes", "--lr", "5", "--no-standardize", "--json", str(out))
-    assert run.returncode == 3
-    assert "diverged at epoch" in run.stderr and "--lr" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
+    assert_one_line_error(run, 3, "diverged at epoch")
+    assert "--lr" in run.stderr
     assert not out.exists()
 
 
@@ -242,7 +246,5 @@ def test_checkpoint_misuse_is_one_line_exit_2(tmp_path, checkpoint, case):
     args, message = CHECKPOINT_ERRORS[case]
     paths = {"ckpt": checkpoint, "truncated": truncated, "short_csv": short_csv, "out": out}
     run = dlport(*[a.format(**paths) for a in args])
-    assert run.returncode == 2, run.stderr
-    assert message in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert_one_line_error(run, 2, message)
     assert not out.exists()
