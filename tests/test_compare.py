@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dlport.cli import main
-from dlport.common.envs import SOURCE_ROOT
+from dlport.common.envs import SOURCE_ROOT, subprocess_env
 
 FAKE = Path(__file__).parent / "fakes" / "fake_env.py"
 
@@ -117,5 +117,9 @@ def test_bad_arguments_fail_before_anything_runs(tmp_path, capsys, args, message
     assert not out.exists()
 
 
-def test_subprocesses_run_this_source_tree():
-    assert (SOURCE_ROOT / "dlport" / "__init__.py").exists()
+def test_subprocesses_run_this_source_tree_or_their_own_install():
+    if SOURCE_ROOT is None:  # installed (tox): no path of this env may reach another env
+        assert "site-packages" not in subprocess_env().get("PYTHONPATH", "")
+    else:
+        assert (SOURCE_ROOT / "dlport" / "__init__.py").exists()
+        assert str(SOURCE_ROOT) in subprocess_env()["PYTHONPATH"]

@@ -18,8 +18,17 @@ from dlport.common.errors import DlportError
 from dlport.common.registry import check_name
 from dlport.common.results import TrainResult
 
-# The dlport source that runs here also runs in every env, whatever version the env installed.
-SOURCE_ROOT = Path(dlport.__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(dlport.__file__).resolve().parent.parent
+# Run from a source checkout, the same source runs in every env (whatever dlport version an env
+# installed); installed, each env runs its own copy: never hand one env's site-packages (and
+# its numpy) to another.
+SOURCE_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").exists() else None
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for another env's interpreter: ours, plus this source tree if any."""
+    paths = [str(SOURCE_ROOT) if SOURCE_ROOT else None, os.environ.get("PYTHONPATH")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
 
 
 @dataclass
@@ -53,7 +62,7 @@ def find_python(framework: str, overrides: dict[str, str]) -> Path | None:
     if framework in overrides:
         return Path(overrides[framework])
     env = check_name(framework).tox_env
-    for root in (Path.cwd(), SOURCE_ROOT):
+    for root in filter(None, (Path.cwd(), SOURCE_ROOT)):
         candidate = root / ".tox" / env / "bin" / "python"
         if candidate.exists():
             return candidate
@@ -74,8 +83,7 @@ def run_json(
         return Outcome(framework, "missing", reason=f"no .tox/{env_name} environment", fix=fix)
     if not python.exists():
         return Outcome(framework, "missing", reason=f"{python} does not exist", fix=fix)
-    paths = [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
+    env = subprocess_env()
     json_path.unlink(missing_ok=True)
     start = time.perf_counter()
     try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from dlport.common.envs import SOURCE_ROOT, find_python
+from dlport.common.envs import find_python, subprocess_env
 from dlport.common.metrics import max_relative_difference
 
 FRAMEWORKS = ["numpy", "torch", "tensorflow", "mxnet"]
@@ -24,7 +23,7 @@ def python_of(framework: str) -> str:
 
 
 def dlport(framework: str, *args: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
+    env = subprocess_env()
     command = [python_of(framework), "-m", "dlport", *args]
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
