@@ -123,15 +123,15 @@ class TrainerBase:
             scaler = Standardizer.identity(d)
         Xs, ys = _training_arrays(scaler, data, config)
         batch = config.batch_size_for(n)
-        history: list[float] = []
+        saver = checkpointing.saver(self, config, data, scaler) if checkpointing else None
         start = time.perf_counter()
-        first_epoch, first = 0.0, 0
         if config.solver == "exact":
             coef = np.asarray(self._solve_exact(with_intercept(Xs), ys, device), dtype=np.float64)
-            w, b = coef[:-1], float(coef[-1])
-            if checkpointing:
-                checkpointing.saver(self, config, data, scaler).finished(0, [], w, b, {})
+            w, b, history, first, first_epoch = coef[:-1], float(coef[-1]), [], 0, 0.0
+            if saver:
+                saver.finished(0, [], w, b, {})
         else:
+            history, first = [], 0
             w0, b0 = initial_params(d, config.seed)
             if resume is not None:
                 check_resumable(resume, self.name, config, data)
@@ -140,27 +140,11 @@ class TrainerBase:
             runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
             if resume is not None:
                 runner.load_optimizer_state(decode_state(resume.payload["optimizer"]))
-            saver = checkpointing.saver(self, config, data, scaler) if checkpointing else None
             label = f"{self.name} {config.optimizer}"
             with progress_bar(config.epochs - first, label, progress) as bar:
-                try:
-                    for epoch in range(first, config.epochs):
-                        order = epoch_order(n, config.seed, epoch, batch)
-                        loss = float(runner.run_epoch(order))
-                        if not math.isfinite(loss):
-                            raise DivergenceError(_divergence(epoch + 1, loss, config))
-                        history.append(loss)
-                        bar.advance(f"loss {loss:.6g}")
-                        if saver:
-                            saver.epoch_done(epoch + 1, history, runner)
-                        if epoch == first:
-                            first_epoch = time.perf_counter() - start
-                        if stop_when is not None and stop_when(epoch + 1, *runner.params()):
-                            break
-                except KeyboardInterrupt:
-                    if saver:
-                        saver.interrupted()
-                    raise
+                first_epoch = _descend(
+                    runner, config, n, batch, first, history, bar, saver, stop_when, start
+                )
             w, b = runner.params()
             if saver:
                 saver.finished(len(history), history, w, b, runner.optimizer_state())
@@ -197,6 +181,30 @@ class TrainerBase:
                 **self._extra_versions(),
             },
         )
+
+
+def _descend(runner, config, n, batch, first, history, bar, saver, stop_when, start) -> float:
+    """Epochs ``first``..``config.epochs``: train, check, record, save; returns the first
+    epoch's wall time (it holds any compilation). Ctrl-C saves the last complete epoch."""
+    first_epoch = 0.0
+    try:
+        for epoch in range(first, config.epochs):
+            loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
+            if not math.isfinite(loss):
+                raise DivergenceError(_divergence(epoch + 1, loss, config))
+            history.append(loss)
+            bar.advance(f"loss {loss:.6g}")
+            if epoch == first:
+                first_epoch = time.perf_counter() - start
+            if saver:
+                saver.epoch_done(epoch + 1, history, runner)
+            if stop_when is not None and stop_when(epoch + 1, *runner.params()):
+                break
+    except KeyboardInterrupt:
+        if saver:
+            saver.interrupted()
+        raise
+    return first_epoch
 
 
 def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
