@@ -22,10 +22,12 @@ class Conventions:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def describe(self) -> list[str]:
-        """Human-readable differences from the canonical (torch-like) rules."""
+    def describe(self, optimizer: str = "adam", solver: str = "gd") -> list[str]:
+        """The differences from the canonical (torch-like) rules that touch this kind of run."""
         notes = []
-        if self.adam_eps == ADAM_EPS_HAT:
+        if solver != "gd":
+            return notes
+        if self.adam_eps == ADAM_EPS_HAT and optimizer == "adam":
             notes.append("Adam adds eps to sqrt(v), not sqrt(v_hat) (the 'epsilon hat' form)")
         if self.float32_hyperparameters:
             notes.append("optimizer hyperparameters are rounded to float32 (C float)")

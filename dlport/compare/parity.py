@@ -47,7 +47,9 @@ class Parity:
 def measure(result: TrainResult, reference: TrainResult, canonical: TrainResult) -> Parity:
     """``reference`` follows the result's conventions; ``canonical`` follows torch's rules."""
     notes = []
-    described = Conventions(**result.conventions).describe()
+    described = Conventions(**result.conventions).describe(
+        result.config["optimizer"], result.config["solver"]
+    )
     if described:
         size = max_relative_difference(params(reference), params(canonical))
         notes = [("; ".join(described), size)]

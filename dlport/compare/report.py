@@ -90,9 +90,8 @@ def convention_lines(case: Case) -> list[str]:
     for name, row in case.rows.items():
         for note, size in row.parity.convention_notes if row.parity else []:
             lines.append(
-                f"{name}: {note}; this moves the result by {size:.3g} (max relative, "
-                "weights) from the canonical rules, so it is held to a reference "
-                "that follows it"
+                f"{name}: {note}; that alone moves the weights by {size:.3g} (max relative) "
+                "from the canonical rules; the reference follows it"
             )
     for name, row in case.rows.items():
         if not row.outcome.ok:
