@@ -79,7 +79,10 @@ def time_to_quality(trainer, data, config, workload, repeats) -> dict:
     evaluation included) is within 1% of the optimum, MLPerf style."""
     Xs, ys = Standardizer.fit(data.X, data.y).transform(data.X, data.y)
     design = np.hstack([Xs, np.ones((len(ys), 1))])
-    optimum = float(np.mean((design @ np.linalg.lstsq(design, ys, rcond=None)[0] - ys) ** 2))
+    # Normal equations: standardized features are well conditioned, and this is 15x faster
+    # than lstsq on n=2M (the 1% threshold needs nothing like lstsq's accuracy).
+    coef = np.linalg.solve(design.T @ design, design.T @ ys)
+    optimum = float(np.mean((design @ coef - ys) ** 2))
     seconds, epochs, reached = [], [], True
     for _ in range(repeats):
         hit = []

@@ -75,7 +75,8 @@ def test_epochs_do_not_retrace(problem, batch_size):
     n = len(problem[1])
     for epoch in range(4):  # 442 = 13 * 32 + 26: a full-batch call and a tail call per epoch
         runner.run_epoch(epoch_order(n, 0, epoch, min(batch_size or n, n)))
-    assert runner.train_batches.experimental_get_tracing_count() == 1
+    traced = runner.train_all if batch_size is None else runner.train_batches
+    assert traced.experimental_get_tracing_count() == 1
 
 
 def _eager_loop(problem, config, epochs):

@@ -185,27 +185,39 @@ class TensorFlowRunner:
             self.X = tf.constant(X)
             self.y = tf.constant(y.reshape(-1, 1))  # the layer's (n, 1) output shape
         # One signature for every (steps, B): traced once; XLA compiles once per shape (two).
+        jit = JIT_COMPILE if jit_compile is None else jit_compile
         self.train_batches = tf.function(
             self._train_batches,
             input_signature=[tf.TensorSpec([None, None], tf.int64)],
-            jit_compile=JIT_COMPILE if jit_compile is None else jit_compile,
+            jit_compile=jit,
         )
+        # Full batch: the natural order (dlport.common.batching), so no gather of all the data.
+        self.train_all = tf.function(self._train_all, jit_compile=jit)
+
+    def _step(self, xb, yb):
+        """One optimizer step on a batch; returns its loss, from before the update."""
+        variables = self.layer.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self.loss(yb, self.layer(xb))
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return loss
 
     def _train_batches(self, batches):
         """Train on each row of ``batches`` (sample indices) in turn; return sum(loss * B)."""
-        variables = self.layer.trainable_variables
         total = tf.zeros([], self.dtype)
         for i in tf.range(tf.shape(batches)[0]):
             idx = batches[i]
-            xb, yb = tf.gather(self.X, idx), tf.gather(self.y, idx)
-            with tf.GradientTape() as tape:
-                loss = self.loss(yb, self.layer(xb))
-            grads = tape.gradient(loss, variables)
-            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-            total += loss  # the loss before this step's update, as the reference records it
+            total += self._step(tf.gather(self.X, idx), tf.gather(self.y, idx))
         return total * tf.cast(tf.shape(batches)[1], self.dtype)
 
+    def _train_all(self):
+        return self._step(self.X, self.y) * tf.cast(tf.shape(self.X)[0], self.dtype)
+
     def run_epoch(self, order: np.ndarray) -> float:
+        if self.batch_size >= len(order):
+            with tf.device(self.device):
+                return float(self.train_all()) / len(order)
         full, tail = split_batches(np.asarray(order, dtype=np.int64), self.batch_size)
         with tf.device(self.device):
             total = self.train_batches(full)  # batch_size <= n: at least one full batch

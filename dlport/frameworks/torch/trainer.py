@@ -110,9 +110,11 @@ class TorchRunner:
         self.total = torch.zeros((), dtype=dtype, device=device)
 
     def run_epoch(self, order: np.ndarray) -> float:
-        order_t = torch.from_numpy(order).to(self.device)
-        # One gather per epoch; the batches are then views (cheaper than two gathers per step).
-        X, y = self.X[order_t], self.y[order_t]
+        if self.batch_size >= len(order):  # full batch: the natural order, nothing to gather
+            X, y = self.X, self.y
+        else:  # one gather per epoch; batches are views (cheaper than two gathers per step)
+            order_t = torch.from_numpy(order).to(self.device)
+            X, y = self.X[order_t], self.y[order_t]
         self.total.zero_()
         for xb, yb in zip(X.split(self.batch_size), y.split(self.batch_size), strict=True):
             loss = self.step(xb, yb)
