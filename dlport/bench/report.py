@@ -192,7 +192,10 @@ def write_charts(rows: list[dict], out_dir: Path, stamp: str) -> list[Path]:
         if loop:
             ax.axhline(loop, color="black", linestyle="--", linewidth=1, label="numpy loop")
             ax.legend(fontsize=7)
-        ax.set_yscale("log")
+        # Log scale only where the bars span orders of magnitude: there it needs a floor, and a
+        # floor makes bars within 2x of each other look far apart.
+        if max(values) > 20 * min(values):
+            ax.set_yscale("log")
         ax.set(title=f"{workload}: samples/s (median)", ylabel="samples/s")
     fig.suptitle("dlport trainers (blue: CPU, orange: GPU), idiomatic baselines (gray)")
     fig.tight_layout()
