@@ -431,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     except DlportError as exc:
         print(f"dlport: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the user gave cannot be written or read
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"dlport: error: cannot use{where} ({exc.strerror}); give another path", file=sys.stderr
+        )
+        return 2
     except KeyboardInterrupt:
         print("dlport: interrupted before the first epoch ended; nothing saved", file=sys.stderr)
         return 130

@@ -248,3 +248,8 @@ def test_checkpoint_misuse_is_one_line_exit_2(tmp_path, checkpoint, case):
     run = dlport(*[a.format(**paths) for a in args])
     assert_one_line_error(run, 2, message)
     assert not out.exists()
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path):
+    run = dlport("train", "--data", "diabetes", "--epochs", "1", "--json", str(tmp_path))
+    assert_one_line_error(run, 2, "cannot use")

@@ -43,7 +43,7 @@ def get_trainer_class(name: str):
     module_name, _, class_name = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or e.g. MXNet's AttributeError on a newer numpy
         raise DlportError(
             f"framework {name!r} is not installed in this environment ({exc}); "
             f"run it in `tox -e {entry.tox_env}` or `pip install 'dlport[{entry.extra}]'`"
