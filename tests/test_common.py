@@ -91,7 +91,7 @@ def test_initial_params_are_seeded_and_bounded():
 def test_standardization_is_undone_on_the_weights():
     rng = np.random.default_rng(0)
     X = rng.normal(5.0, 3.0, (200, 4))
-    X[:, 2] = 7.0  # a constant column must not divide by zero
+    X[:, 2] = 0.1  # constant (std is rounding noise, 1e-17): must not be scaled up to +-1
     w, b = np.array([1.0, -2.0, 0.0, 0.5]), 3.0
     y = X @ w + b
     scaler = Standardizer.fit(X, y)
@@ -132,3 +132,12 @@ def test_registry_names_the_env_for_a_missing_framework(monkeypatch):
     )
     with pytest.raises(DlportError, match=r"tox -e torch.*dlport\[torch\]"):
         get_trainer("torch")
+
+
+def test_a_column_constant_up_to_rounding_is_not_scaled_up():
+    X = np.full((10, 1), 0.1)
+    X[0, 0] = np.nextafter(0.1, 1.0)  # one ulp apart: a std of ~4e-18 is rounding, not data
+    assert X.std() > 0
+    scaler = Standardizer.fit(X, np.arange(10.0))
+    assert scaler.x_scale.tolist() == [1.0]
+    assert np.abs(scaler.transform(X, np.arange(10.0))[0]).max() < 1e-15

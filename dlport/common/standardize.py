@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+_NOISE = 64 * np.finfo(np.float64).eps  # a std this small (relative) is rounding, not data
+
 
 @dataclass(frozen=True)
 class Standardizer:
@@ -16,11 +18,15 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray) -> Standardizer:
-        # A constant column keeps scale 1 so it does not divide by zero.
+        # A constant column keeps scale 1: its std is 0, or rounding noise (0.1 repeated has
+        # std 1.4e-17), which would blow that noise up to +-1.
+        x_mean, y_mean = X.mean(axis=0), float(y.mean())
         x_scale = X.std(axis=0)
-        x_scale[x_scale == 0] = 1.0
-        y_scale = float(y.std()) or 1.0
-        return cls(X.mean(axis=0), x_scale, float(y.mean()), y_scale)
+        x_scale[x_scale <= _NOISE * np.maximum(1.0, np.abs(x_mean))] = 1.0
+        y_scale = float(y.std())
+        if y_scale <= _NOISE * max(1.0, abs(y_mean)):
+            y_scale = 1.0
+        return cls(x_mean, x_scale, y_mean, y_scale)
 
     @classmethod
     def identity(cls, d: int) -> Standardizer:
