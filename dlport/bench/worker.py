@@ -17,8 +17,10 @@ import numpy as np
 
 from dlport.bench.workloads import WORKLOADS
 from dlport.common.atomic import write_text_atomic
+from dlport.common.batching import steps_per_epoch
 from dlport.common.config import TrainConfig
 from dlport.common.data import load_dataset
+from dlport.common.fitting import with_intercept
 from dlport.common.registry import get_trainer
 from dlport.common.standardize import Standardizer
 
@@ -63,7 +65,7 @@ def measure(framework: str, workload_name: str, device: str, dtype: str, repeats
             # One warm-up epoch (tracing, allocation), then the timed ones.
             seconds = baseline.idiomatic_fit(X, y, batch, 1 + workload.idiomatic_epochs)[1:]
             steady.append(sum(seconds))
-        steps = -(-data.n_samples // batch) * workload.idiomatic_epochs
+        steps = steps_per_epoch(data.n_samples, batch) * workload.idiomatic_epochs
         figures["idiomatic"] = {
             "steps_per_second": [steps / s for s in steady],
             "samples_per_second": [data.n_samples * workload.idiomatic_epochs / s for s in steady],
@@ -78,7 +80,7 @@ def time_to_quality(trainer, data, config, workload, repeats) -> dict:
     """Wall clock from handing over the raw data until the training MSE (evaluated each epoch,
     evaluation included) is within 1% of the optimum, MLPerf style."""
     Xs, ys = Standardizer.fit(data.X, data.y).transform(data.X, data.y)
-    design = np.hstack([Xs, np.ones((len(ys), 1))])
+    design = with_intercept(Xs)
     # Normal equations: standardized features are well conditioned, and this is 15x faster
     # than lstsq on n=2M (the 1% threshold needs nothing like lstsq's accuracy).
     coef = np.linalg.solve(design.T @ design, design.T @ ys)
@@ -113,8 +115,8 @@ def numpy_baselines(data, X, y, batch, workload, repeats) -> dict:
     steady = [
         sum(idiomatic_fit(X, y, batch, 1 + workload.timed_epochs)[1:]) for _ in range(repeats)
     ]
-    steps = -(-data.n_samples // batch) * workload.timed_epochs
-    design = np.hstack([data.X, np.ones((data.n_samples, 1))])
+    steps = steps_per_epoch(data.n_samples, batch) * workload.timed_epochs
+    design = with_intercept(data.X)
     lstsq = []
     for _ in range(repeats):
         start = time.perf_counter()

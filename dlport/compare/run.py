@@ -12,6 +12,7 @@ from dlport.common.conventions import Conventions
 from dlport.common.data import Dataset, save_npz
 from dlport.common.envs import Outcome, find_python, run_train
 from dlport.common.errors import DlportError
+from dlport.common.fitting import with_intercept
 from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
@@ -76,7 +77,7 @@ class Comparison:
 
 
 def least_squares_optimum(data: Dataset) -> dict[str, object]:
-    design = np.hstack([data.X, np.ones((data.n_samples, 1))])
+    design = with_intercept(data.X)
     coef = np.linalg.lstsq(design, data.y, rcond=None)[0]
     return {
         "weights": coef[:-1].tolist(),
