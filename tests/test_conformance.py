@@ -11,7 +11,7 @@ import pytest
 
 from dlport.common.checkpoint import Checkpoint, Checkpointing
 from dlport.common.config import OPTIMIZERS, TrainConfig
-from dlport.common.data import load_dataset
+from dlport.common.data import Dataset, load_dataset
 from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.metrics import max_relative_difference
 from dlport.common.results import TrainResult
@@ -85,6 +85,33 @@ def test_exact_solver_matches_numpy_lstsq(trainer, diabetes, dtype):
     expected = np.linalg.lstsq(design, diabetes.y, rcond=None)[0]
     assert max_relative_difference(_params(result), expected) < TOLERANCE[dtype]
     assert result.history["loss"] == []
+
+
+def _polynomial(degree: int, dependent: bool = False) -> Dataset:
+    """x, x^2, ..., x^degree on [0, 10]: raw columns spanning 1 .. 1e12, so a solver that
+    truncates by singular value ratio (cutoff eps * max(n, p)) drops two directions unscaled."""
+    x = np.linspace(0.0, 10.0, 200)
+    X = np.stack([x**k for k in range(1, degree + 1)], axis=1)
+    if dependent:
+        X = np.hstack([X, X[:, :1] + X[:, 1:2]])
+    names = tuple(f"x^{k}" for k in range(1, X.shape[1] + 1))
+    return Dataset(X, np.sin(x), names, "y", "polynomial")
+
+
+def test_exact_solver_scales_columns_before_its_one_rank_cutoff(trainer):
+    """Unscaled, numpy's and torch's lstsq return a rank-11 fit (MSE 1e-5) where MXNet's LQ
+    returns the full-rank one (MSE 5e-11): with the design's columns scaled, all agree."""
+    config = TrainConfig(solver="exact", standardize=False, device="cpu")
+    got = trainer.fit(_polynomial(12), config)
+    assert got.metrics["mse"] < 1e-9
+    with pytest.raises(DlportError, match=r"rank-deficient in float32 .*use --dtype float64"):
+        trainer.fit(_polynomial(12), config.replace(dtype="float32"))
+
+
+def test_exact_solver_refuses_dependent_columns_by_name(trainer):
+    config = TrainConfig(solver="exact", standardize=False, device="cpu")
+    with pytest.raises(DlportError, match=r"\['x\^1', 'x\^2', 'x\^4'\] are \(nearly\) linearly"):
+        trainer.fit(_polynomial(3, dependent=True), config)
 
 
 def test_predict_matches_the_linear_model(trainer, diabetes):

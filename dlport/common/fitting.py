@@ -25,6 +25,7 @@ from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
+from dlport.common.solve import scaled_design
 from dlport.common.standardize import Standardizer
 
 
@@ -63,7 +64,8 @@ class TrainerBase:
         raise NotImplementedError
 
     def _solve_exact(self, X: np.ndarray, y: np.ndarray, device: str) -> np.ndarray:
-        """Least-squares coefficients of ``X`` (which already has the intercept column)."""
+        """Least-squares coefficients of ``X``: the intercept column included, columns of unit
+        norm, and of full rank under ``solve.rank_cutoff`` (common.solve checked it)."""
         raise NotImplementedError
 
     def _predict(self, X: np.ndarray, w: np.ndarray, b: float, device: str) -> np.ndarray:
@@ -126,7 +128,9 @@ class TrainerBase:
         saver = checkpointing.saver(self, config, data, scaler) if checkpointing else None
         start = time.perf_counter()
         if config.solver == "exact":
-            coef = np.asarray(self._solve_exact(with_intercept(Xs), ys, device), dtype=np.float64)
+            names = list(data.feature_names)
+            design, scales = scaled_design(with_intercept(Xs), names, config.dtype)
+            coef = np.asarray(self._solve_exact(design, ys, device), dtype=np.float64) / scales
             w, b, history, first, first_epoch = coef[:-1], float(coef[-1]), [], 0, 0.0
             if saver:
                 saver.finished(0, [], w, b, {})

@@ -13,6 +13,7 @@ from dlport.common.batching import iter_batches
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import ADAM_EPS_HAT, CANONICAL, Conventions
 from dlport.common.fitting import TrainerBase
+from dlport.common.solve import rank_cutoff
 
 
 class NumpyTrainer(TrainerBase):
@@ -31,7 +32,7 @@ class NumpyTrainer(TrainerBase):
         return ReferenceRunner(X, y, w0, b0, config, self.conventions)
 
     def _solve_exact(self, X, y, device):
-        return np.linalg.lstsq(X, y, rcond=None)[0]
+        return np.linalg.lstsq(X, y, rcond=rank_cutoff(X.dtype, *X.shape))[0]
 
     def _predict(self, X, w, b, device):
         return X @ w + X.dtype.type(b)

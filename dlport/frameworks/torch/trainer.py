@@ -20,6 +20,7 @@ from dlport.common.atomic import write_bytes_atomic  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
+from dlport.common.solve import rank_cutoff  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -71,9 +72,14 @@ class TorchTrainer(TrainerBase):
     def _solve_exact(self, X, y, device):
         dev = _torch_device(device)
         A, b = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev).unsqueeze(1)
-        # gelsd (SVD-based, as numpy's lstsq) exists on CPU only; CUDA offers gels (QR).
-        driver = "gelsd" if dev.type == "cpu" else "gels"
-        return torch.linalg.lstsq(A, b, driver=driver).solution.squeeze(1).cpu().numpy()
+        # gelsd (SVD-based, as numpy's lstsq) exists on CPU only; CUDA offers gels (QR, no rank
+        # cutoff), safe because common.solve refused any design under the one cutoff.
+        if dev.type == "cpu":
+            rcond = rank_cutoff(X.dtype, *X.shape)
+            solution = torch.linalg.lstsq(A, b, rcond=rcond, driver="gelsd").solution
+        else:
+            solution = torch.linalg.lstsq(A, b, driver="gels").solution
+        return solution.squeeze(1).cpu().numpy()
 
     def _predict(self, X, w, b, device):
         dev = _torch_device(device)
