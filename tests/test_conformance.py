@@ -114,6 +114,17 @@ def test_exact_solver_refuses_dependent_columns_by_name(trainer):
         trainer.fit(_polynomial(3, dependent=True), config)
 
 
+def test_exact_solver_gives_a_constant_feature_weight_zero(trainer, diabetes):
+    """Standardized, a constant column is all zeros: every framework leaves it out (weight 0,
+    the minimum-norm choice) instead of refusing it or solving a singular system."""
+    X = np.hstack([diabetes.X, np.full((diabetes.n_samples, 1), 7.0)])
+    data = Dataset(X, diabetes.y, (*diabetes.feature_names, "seven"), "y", "diabetes+constant")
+    got = trainer.fit(data, TrainConfig(solver="exact", device="cpu"))
+    plain = trainer.fit(diabetes, TrainConfig(solver="exact", device="cpu"))
+    assert got.weights[-1] == 0.0
+    assert max_relative_difference(got.weights[:-1], plain.weights) < TOLERANCE["float64"]
+
+
 def test_predict_matches_the_linear_model(trainer, diabetes):
     w = np.linspace(-1.0, 1.0, diabetes.n_features)
     got = trainer.predict(w, 0.5, diabetes.X, dtype="float64", device="cpu")

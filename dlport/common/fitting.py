@@ -129,8 +129,8 @@ class TrainerBase:
         start = time.perf_counter()
         if config.solver == "exact":
             names = list(data.feature_names)
-            design, scales = scaled_design(with_intercept(Xs), names, config.dtype)
-            coef = np.asarray(self._solve_exact(design, ys, device), dtype=np.float64) / scales
+            design = scaled_design(with_intercept(Xs), names, config.dtype)
+            coef = design.coefficients(self._solve_exact(design.matrix, ys, device))
             w, b, history, first, first_epoch = coef[:-1], float(coef[-1]), [], 0, 0.0
             if saver:
                 saver.finished(0, [], w, b, {})

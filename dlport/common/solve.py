@@ -8,7 +8,8 @@ have none. On the same badly scaled design they return different models. So the 
 decided here, once, before any framework sees it:
 
 1. its columns are scaled to unit 2-norm (the model is unchanged: the solution is divided by
-   the same scales), which removes the ill-conditioning that mere units cause;
+   the same scales), which removes the ill-conditioning that mere units cause; an all-zero
+   column (a constant feature, standardized) is left out and gets coefficient 0;
 2. one cutoff, ``eps(dtype) * max(n, p)`` on the ratio of the smallest to the largest singular
    value of the scaled design, decides rank; a design under it is refused in one line, naming
    the columns that are (nearly) dependent. Every framework then solves a full-rank problem,
@@ -16,6 +17,8 @@ decided here, once, before any framework sees it:
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,22 +31,35 @@ def rank_cutoff(dtype, n: int, p: int) -> float:
     return float(np.finfo(dtype).eps) * max(n, p)
 
 
-def scaled_design(design: np.ndarray, names: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``design`` (n x p, intercept last) with unit-norm columns in ``dtype``, and the scales:
-    the framework solves ``scaled @ c = y`` and the coefficients are ``c / scales``."""
+@dataclass(frozen=True)
+class ScaledDesign:
+    """The columns a framework solves for (unit 2-norm, in the run's dtype), and the way back."""
+
+    matrix: np.ndarray
+    scales: np.ndarray
+    kept: np.ndarray  # mask over the design's columns: all-zero ones are not solved for
+
+    def coefficients(self, solution) -> np.ndarray:
+        """The design's coefficients; an all-zero column gets 0, the minimum-norm choice that
+        every least-squares routine makes (a constant feature, once standardized, is one)."""
+        coef = np.zeros(len(self.kept))
+        coef[self.kept] = np.asarray(solution, dtype=np.float64).reshape(-1) / self.scales
+        return coef
+
+
+def scaled_design(design: np.ndarray, names: list[str], dtype) -> ScaledDesign:
+    """``design`` (n x p, intercept last) checked against the one rank cutoff, scaled."""
+    design = np.asarray(design, dtype=np.float64)
+    norms = np.linalg.norm(design, axis=0)
+    kept = norms > 0
+    design, scales = design[:, kept], norms[kept]
+    names = [name for name, keep in zip([*names, INTERCEPT], kept, strict=True) if keep]
     n, p = design.shape
-    names = [*names, INTERCEPT]
-    fix = "drop it, or train with --solver gd"
     if n < p:
         raise DlportError(
             f"--solver exact needs at least as many samples as coefficients ({n} < {p}); "
             "give more rows, or train with --solver gd"
         )
-    design = np.asarray(design, dtype=np.float64)
-    scales = np.linalg.norm(design, axis=0)
-    zero = [names[j] for j in np.flatnonzero(scales == 0)]
-    if zero:
-        raise DlportError(f"--solver exact: column(s) {zero} are all zero; {fix}")
     scaled = design / scales
     # The singular values of R (p x p) are those of the design, at a fraction of an SVD's cost.
     r = np.linalg.qr(scaled, mode="r")
@@ -60,4 +76,4 @@ def scaled_design(design: np.ndarray, names: list[str], dtype) -> tuple[np.ndarr
             f"{dependent} are (nearly) linearly dependent; drop one of them, {wider}"
             "or train with --solver gd"
         )
-    return scaled.astype(dtype), scales
+    return ScaledDesign(scaled.astype(dtype), scales, kept)
