@@ -1,5 +1,5 @@
 """The conformance suite (scikit-learn's check_estimator style): every framework passes the same
-checks, on the path users get by default. Tolerances are DESIGN.md's numerical contract."""
+checks, on the path users get by default. Tolerances are docs/design.md's numerical contract."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Everything framework-free: config, data, batching, init, metrics, results, the protocol."""
+"""Everything framework-free: config, data, batching, init, metrics, results, checkpoints,
+the exact solver's contract and the shared fit driver."""

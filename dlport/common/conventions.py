@@ -1,4 +1,5 @@
-"""Where a framework's built-in rules differ by design from the canonical ones (see DESIGN.md).
+"""Where a framework's built-in rules differ by design from the canonical ones (docs/design.md,
+"Conventions").
 
 The NumPy reference implements each of these so that every framework has an exact reference.
 """

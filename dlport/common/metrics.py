@@ -22,7 +22,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
 
 def max_relative_difference(a, b) -> float:
-    """max |a - b| / max(1, |b|), elementwise over flattened arrays (DESIGN.md's parity measure)."""
+    """max |a - b| / max(1, |b|), elementwise over flattened arrays (docs/design.md,
+    "Tolerances")."""
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:

@@ -1,4 +1,4 @@
-"""Parity measures between results (DESIGN.md: max |a - b| / max(1, |b|))."""
+"""Parity measures between results (docs/design.md, "Tolerances": max |a - b| / max(1, |b|))."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Data live on the device; each epoch's batch order is gathered there once (``nd.t
 batches are views of it; the epoch loss is summed there, so the host waits once per epoch, not
 once per step.
 
-MXNet's conventions (see DESIGN.md), each checked against the 1.9.1 sources:
+MXNet's conventions (docs/design.md), each checked against the 1.9.1 sources:
 
 - ``L2Loss`` is ``weight/2 * (pred - label)^2`` per sample; ``weight=2.0`` makes it the squared
   error, so its batch mean is the MSE that every port reports and differentiates.
@@ -27,7 +27,8 @@ import re
 import tempfile
 import warnings
 
-# Parity on Ampere/Hopper GPUs: full float32 matmuls, no TF32 (DESIGN.md); read when CUDA starts.
+# Parity on Ampere/Hopper GPUs: full float32 matmuls, no TF32 (docs/design.md); read when
+# CUDA starts.
 os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
 
 import numpy as np  # noqa: E402

@@ -1,6 +1,6 @@
 """The NumPy reference: hand-written gradients and update rules, the ground truth of parity.
 
-Each rule is written as DESIGN.md states it; ``Conventions`` switches on a framework's own
+Each rule is written as docs/design.md states it; ``Conventions`` switches on a framework's own
 variant (Adam's epsilon placement, MXNet's float32 hyperparameters) so that every framework
 has an exact reference.
 """

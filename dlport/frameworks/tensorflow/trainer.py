@@ -52,7 +52,7 @@ _quiet()
 
 
 def parity_settings() -> None:
-    """Deterministic ops, and full-precision float32 matmuls (no TF32 on GPU), per DESIGN.md.
+    """Deterministic ops, and full-precision float32 matmuls (no TF32 on GPU), per docs/design.md.
 
     Process-wide and one-way by TF's design (there is no public "disable"), so set when dlport
     first computes, not on import; once on, unseeded random ops raise until a seed is set.

@@ -31,7 +31,7 @@ def _torch_device(device: str) -> torch.device:
 
 def _deterministic() -> None:
     torch.use_deterministic_algorithms(True)
-    # Parity runs use full float32 matmuls on GPU (no TF32), as DESIGN.md asks.
+    # Parity runs use full float32 matmuls on GPU (no TF32), as docs/design.md asks.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
 
