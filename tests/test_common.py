@@ -141,3 +141,14 @@ def test_a_column_constant_up_to_rounding_is_not_scaled_up():
     scaler = Standardizer.fit(X, np.arange(10.0))
     assert scaler.x_scale.tolist() == [1.0]
     assert np.abs(scaler.transform(X, np.arange(10.0))[0]).max() < 1e-15
+
+
+def test_unsupported_pythons_are_named_per_registered_framework():
+    from dlport.common.pythons import UNSUPPORTED_FROM, unsupported_reason
+    from dlport.common.registry import framework_names
+
+    assert set(UNSUPPORTED_FROM) <= set(framework_names())
+    assert unsupported_reason("mxnet", (3, 12, 1)) is None
+    assert unsupported_reason("torch", (3, 13, 0)) is None
+    reason = unsupported_reason("mxnet", (3, 13, 0))
+    assert reason.startswith("mxnet on Python 3.13: ") and "Python 3.10-3.12" in reason

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 
 from dlport.common.errors import DlportError
+from dlport.common.pythons import unsupported_reason
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ def check_name(name: str) -> FrameworkEntry:
 def get_trainer_class(name: str):
     entry = check_name(name)
     module_name, _, class_name = entry.target.partition(":")
+    unsupported = unsupported_reason(name, sys.version_info)
+    if unsupported:
+        raise DlportError(unsupported)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or e.g. MXNet's AttributeError on a newer numpy

@@ -189,3 +189,17 @@ def test_cli_run_is_quiet():
     assert run.stdout.lstrip().startswith("{")
     noise = [line for line in run.stderr.splitlines() if "Warning" in line or "] ../" in line]
     assert noise == []
+
+
+def test_numpy_alias_is_set_only_where_mxnet_trains():
+    """numpy >= 1.24 lacks ``numpy.bool``, which MXNet 1.9.1 reads: the MXNet trainer's module
+    restores it (as numpy 1.23 had it, the builtin ``bool``); importing dlport does not."""
+    code = (
+        "import warnings, numpy as np, dlport.cli, dlport.common.fitting\n"
+        "before = 'bool' in vars(np)\n"
+        "import dlport.frameworks.mxnet.trainer\n"
+        "warnings.simplefilter('ignore')\n"
+        "print(before, np.bool is bool)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "True"]

@@ -33,6 +33,10 @@ os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
 
 import numpy as np  # noqa: E402
 
+from dlport.frameworks.mxnet.numpy_compat import restore_numpy_aliases  # noqa: E402
+
+restore_numpy_aliases()  # numpy >= 1.24 (Python 3.12) lacks a name MXNet 1.9.1 reads
+
 with warnings.catch_warnings():
     # mxnet 1.9.1's import touches NumPy names deprecated since 1.20 (npv, LooseVersion, ...).
     warnings.simplefilter("ignore", DeprecationWarning)
