@@ -10,8 +10,9 @@ from __future__ import annotations
 UNSUPPORTED_FROM: dict[str, tuple[tuple[int, int], str]] = {
     "mxnet": (
         (3, 13),
-        "MXNet 1.9.1 (the last release) needs numpy < 2 and numpy 1.x has no wheels for "
-        "Python >= 3.13; run MXNet on Python 3.10-3.12",
+        "MXNet 1.9.1 (the last release) requires numpy < 2, which has no wheels for Python "
+        ">= 3.13 (forced onto numpy 2 it needs ~20 removed numpy names back and still fails on "
+        "shapes given as numpy integers); run MXNet on Python 3.10-3.12",
     ),
 }
 
