@@ -146,7 +146,8 @@ def test_any_bytes_load_or_fail_cleanly(tmp_path_factory, blob):
     st.integers(1, 6).flatmap(
         lambda cols: st.lists(
             st.lists(
-                st.floats(allow_nan=False, allow_infinity=False, width=64),
+                # Beyond ~1e153 a column's variance overflows: refused (test_hardening_data).
+                st.floats(min_value=-1e150, max_value=1e150, width=64),
                 min_size=cols,
                 max_size=cols,
             ),

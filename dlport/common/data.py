@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import os
 import zipfile
+from array import array
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +23,13 @@ from dlport.common.errors import DlportError
 
 BUNDLED = ("diabetes",)
 SYNTHETIC_DEFAULTS = {"n": 1000, "d": 8, "noise": 0.1, "seed": 0}
+# Parsing holds a CSV's bytes, its text and its values at once: at least twice its size.
+CSV_MEMORY_FACTOR = 2
+NPZ_MEMBERS = ("X", "y", "feature_names", "target_name")
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,22 +53,65 @@ class Dataset:
 
 
 def load_dataset(spec: str, target: str | None = None) -> Dataset:
-    """Load ``spec``: ``diabetes``, ``synthetic:n=..,d=..,noise=..,seed=..``, a .csv or an .npz."""
+    """Load ``spec``: a .csv or .npz file, ``diabetes``, or ``synthetic:n=..,d=..,noise=..,seed=..``
+    (``synthetic`` alone: the defaults). An existing file always wins, even one named ``diabetes``.
+    """
     spec = spec.strip()
-    if spec in BUNDLED:
-        with resources.files("dlport.datasets").joinpath(f"{spec}.csv").open("rb") as fh:
-            return _from_csv_bytes(fh.read(), spec, target)
-    if spec.startswith("synthetic"):
-        return make_synthetic(spec)
     path = Path(spec)
-    if not path.is_file():
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return _from_npz(path)[0]
+        source = f"./{spec}" if spec in BUNDLED else str(path)  # not the bundled set's name
+        return _from_csv_bytes(_read_file(path), source, target)
+    if spec in BUNDLED:
+        return _from_csv_bytes(_bundled(spec), spec, target)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return make_synthetic(spec)
+    raise DlportError(
+        f"data file not found: {spec}; give a .csv or .npz path, 'diabetes', "
+        "or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
+    )
+
+
+def _bundled(name: str) -> bytes:
+    return resources.files("dlport.datasets").joinpath(f"{name}.csv").read_bytes()
+
+
+def _read_file(path: Path) -> bytes:
+    need = path.stat().st_size * CSV_MEMORY_FACTOR
+    _check_memory(
+        need, str(path), f" (at least {CSV_MEMORY_FACTOR}x its size)", "use a smaller file"
+    )
+    return path.read_bytes()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory still available on this machine, None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(need: int, what: str, detail: str, fix: str) -> None:
+    """Refuse before allocating: a MemoryError (or the OOM killer) is no message."""
+    available = available_memory()
+    if available is not None and need > available:
         raise DlportError(
-            f"data file not found: {spec}; give a .csv or .npz path, 'diabetes', "
-            "or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
+            f"{what} needs {_size(need)} of memory{detail} but {_size(available)} is available; "
+            f"{fix}"
         )
-    if path.suffix.lower() == ".npz":
-        return _from_npz(path)
-    return _from_csv_bytes(path.read_bytes(), str(path), target)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def parse_synthetic(spec: str) -> dict[str, float]:
@@ -82,6 +136,7 @@ def make_synthetic(spec: str) -> Dataset:
     """X ~ N(0, 1), y = X w + b + noise * N(0, 1), with w, b drawn from the seed."""
     p = parse_synthetic(spec)
     n, d = int(p["n"]), int(p["d"])
+    _check_memory(8 * n * d, spec, " (X alone)", "use a smaller n or d")
     rng = np.random.default_rng(int(p["seed"]))
     X = rng.standard_normal((n, d))
     w = 4.0 * rng.random(d) - 2.0
@@ -100,32 +155,61 @@ def _read_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
         raise DlportError(
             f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
         ) from None
+    reader = csv.reader(_lines(text))
+    header: list[str] | None = None
+    values = array("d")  # 8 bytes a cell, where a list of rows of strings takes ~60
     try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if any(c.strip() for c in row)]
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = _checked_names([name.strip() for name in row], source)
+                continue
+            line = reader.line_num
+            if len(row) != len(header):
+                raise DlportError(
+                    f"{source} line {line} has {len(row)} fields, the header has {len(header)}; "
+                    "fix the ragged row"
+                )
+            for name, cell in zip(header, row, strict=True):
+                try:
+                    values.append(float(cell))
+                except ValueError:
+                    raise DlportError(
+                        f"{source} line {line}, column {name!r}: {cell!r} is not a number; "
+                        "dlport needs numeric columns"
+                    ) from None
     except csv.Error as exc:
         raise DlportError(f"{source} is not valid CSV ({exc})") from None
-    if not rows:
+    if header is None:
         raise DlportError(f"{source} is empty; it needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    if not body:
+    if not values:
         raise DlportError(f"{source} has a header but no data rows")
-    values = np.empty((len(body), len(header)))
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DlportError(
-                f"{source} line {i} has {len(row)} fields, the header has {len(header)}; "
-                "fix the ragged row"
-            )
-        for j, cell in enumerate(row):
-            try:
-                values[i - 2, j] = float(cell)
-            except ValueError:
-                raise DlportError(
-                    f"{source} line {i}, column {header[j]!r}: {cell!r} is not a number; "
-                    "dlport needs numeric columns"
-                ) from None
-    return header, values
+    return header, np.frombuffer(values).reshape(-1, len(header))
+
+
+def _lines(text: str):
+    """The lines io.StringIO(text) gives, without its copy of 4 bytes a character."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start) + 1 or len(text)
+        yield text[start:end]
+        start = end
+
+
+def _checked_names(names: list[str], source: str) -> list[str]:
+    """Names that pick one column each: matching by name must not guess."""
+    if "" in names:
+        raise DlportError(
+            f"{source}: column {names.index('') + 1} has no name; name every header column"
+        )
+    duplicates = [name for name, count in Counter(names).items() if count > 1]
+    if duplicates:
+        raise DlportError(
+            f"{source}: duplicate column name(s) {', '.join(map(repr, duplicates))}; "
+            "give every column its own name"
+        )
+    return names
 
 
 def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
@@ -145,62 +229,103 @@ def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
 def load_features(
     spec: str, feature_names: list[str], target: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The columns a model was trained on, by name where the data has names; y if present."""
+    """The columns a model was trained on and y if the data holds the target: by name where the
+    data names its columns (CSV, bundled, an NPZ with feature_names), else by count."""
+    spec = spec.strip()
     path = Path(spec)
-    if path.suffix.lower() == ".csv" and path.is_file():
-        header, values = _read_csv(path.read_bytes(), spec)
-        missing = [name for name in feature_names if name not in header]
-        if missing:
-            raise DlportError(
-                f"{spec} lacks the model's feature column(s) {missing}; it has: {', '.join(header)}"
-            )
-        X = values[:, [header.index(name) for name in feature_names]]
-        y = values[:, header.index(target)] if target in header else None
-        for array in (X, y):
-            if array is not None and not np.isfinite(array).all():
-                raise DlportError(f"{spec} contains NaN or inf; drop or impute those rows")
-        return X, y
-    if path.suffix.lower() == ".npz":
-        data = _from_npz(path, require_target=False)
-    else:
+    if path.is_file() and path.suffix.lower() == ".npz":
+        data, named = _from_npz(path, require_target=False)
+        has_y = data.target_name is not None
+        if not named:
+            return _by_count(data, spec, feature_names), data.y if has_y else None
+        header = [*data.feature_names, *([data.target_name] if has_y else [])]
+        values = np.column_stack([data.X, data.y]) if has_y else data.X
+    elif path.is_file() or spec in BUNDLED:
+        raw = _read_file(path) if path.is_file() else _bundled(spec)
+        header, values = _read_csv(raw, spec)
+    else:  # synthetic: its x0, x1, ... are positions, not names
         data = load_dataset(spec)
+        return _by_count(data, spec, feature_names), data.y
+    column = {name: j for j, name in enumerate(header)}
+    missing = [name for name in feature_names if name not in column]
+    if missing:
+        raise DlportError(
+            f"{spec} lacks the model's feature column(s) {missing}; it has: {', '.join(header)}"
+        )
+    X = values[:, [column[name] for name in feature_names]]
+    y = values[:, column[target]] if target in column else None
+    for array_, names in ((X, feature_names), (y, [target])):
+        if array_ is not None:
+            if not np.isfinite(array_).all():
+                raise DlportError(f"{spec} contains NaN or inf; drop or impute those rows")
+            _check_range(array_.reshape(len(array_), -1), names, spec)
+    return X, y
+
+
+def _by_count(data: Dataset, spec: str, feature_names: list[str]) -> np.ndarray:
     if data.n_features != len(feature_names):
         raise DlportError(
             f"{spec} has {data.n_features} features but the model was trained on "
             f"{len(feature_names)}; give data with the training features"
         )
-    return data.X, (None if data.target_name is None else data.y)
+    return data.X
 
 
-def _from_npz(path: Path, require_target: bool = True) -> Dataset:
-    """X and y (with ``require_target=False``, y may be absent: target_name is then None)."""
+def _from_npz(path: Path, require_target: bool = True) -> tuple[Dataset, bool]:
+    """The dataset, and whether the file names X's columns. With ``require_target=False`` y may
+    be absent: it is then zeros and target_name None."""
     try:
+        _check_npz(path)
         with np.load(path, allow_pickle=False) as npz:
             missing = {"X", "y"} - set(npz.files)
-            if not require_target and missing == {"y"}:
-                X = npz["X"]
-                return _validated(
-                    X,
-                    np.zeros(len(X)),
-                    tuple(f"x{i}" for i in range(X.shape[1])) if X.ndim == 2 else (),
-                    None,
-                    str(path),
-                )
-            if missing:
+            if missing and (require_target or missing != {"y"}):
                 raise DlportError(
                     f"{path} lacks array(s) {sorted(missing)}; "
                     "save it with np.savez(path, X=X, y=y)"
                 )
-            X, y = npz["X"], npz["y"]
-            names = tuple(str(s) for s in npz["feature_names"]) if "feature_names" in npz else None
-            target = str(npz["target_name"]) if "target_name" in npz else "y"
+            X = npz["X"]
+            y = npz["y"] if "y" in npz.files else None
+            names = None
+            if "feature_names" in npz.files:
+                names = [str(s) for s in np.ravel(npz["feature_names"])]
+            target = None if y is None else str(npz.get("target_name", "y"))
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DlportError(f"cannot read {path} as .npz ({exc})") from None
-    if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
-        raise DlportError(f"{path}: X and y must be numeric arrays, got {X.dtype} and {y.dtype}")
-    if names is None and X.ndim == 2:
-        names = tuple(f"x{i}" for i in range(X.shape[1]))
-    return _validated(X, y, names or (), target, str(path))
+    named = names is not None
+    if named:
+        _checked_names(names + ([target] if target else []), str(path))
+    elif X.ndim == 2:
+        names = [f"x{i}" for i in range(X.shape[1])]
+    y = np.zeros(X.shape[:1]) if y is None else y
+    return _validated(X, y, names or (), target, str(path)), named
+
+
+def _check_npz(path: Path) -> None:
+    """Refuse, before numpy allocates anything: arrays larger than the memory available (a
+    small compressed file may inflate to gigabytes), a header that disagrees with its member's
+    size, and anything but numbers in X and y or names in feature_names and target_name."""
+    with zipfile.ZipFile(path) as zf:
+        # Every entry, not one per name: a zip may hold "X" and "X.npy", or two "X.npy".
+        members = [(m.filename.removesuffix(".npy"), m) for m in zf.infolist()]
+        members = [(name, m) for name, m in members if name in NPZ_MEMBERS]
+        need = sum(m.file_size for _, m in members)
+        _check_memory(need, str(path), " (its arrays alone)", "use a smaller file")
+        for name, member in members:
+            with zf.open(member) as fh:
+                read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(fh))
+                if read_header is None:
+                    raise ValueError(f"{member.filename} is not a version 1 or 2 .npy array")
+                shape, _, dtype = read_header(fh)
+                # Before the size check: an object array's size is its pickle's, not its shape's.
+                if dtype.kind not in ("biuf" if name in ("X", "y") else "biufUS"):
+                    kind = "numeric" if name in ("X", "y") else "string"
+                    raise DlportError(f"{path}: {name} must be a {kind} array, got {dtype}")
+                size = math.prod(shape) * dtype.itemsize
+                if fh.tell() + size != member.file_size:
+                    raise DlportError(
+                        f"{path}: {member.filename} is truncated or corrupted (its header "
+                        f"describes {size} bytes of data); save it again"
+                    )
 
 
 def save_npz(data: Dataset, path: Path) -> None:
@@ -233,11 +358,26 @@ def _validated(X, y, names, target, source, **truth) -> Dataset:
         raise DlportError(f"{source} is empty (shape {X.shape}); it needs at least one row")
     if len(names) != X.shape[1]:
         raise DlportError(f"{source}: {len(names)} feature names for {X.shape[1]} columns")
-    for array, what in ((X, "features"), (y, "target")):
-        if not np.isfinite(array).all():
-            row = int(np.argwhere(~np.isfinite(array))[0][0])
+    for array_, what in ((X, "features"), (y, "target")):
+        if not np.isfinite(array_).all():
+            row = int(np.argwhere(~np.isfinite(array_))[0][0])
             raise DlportError(
                 f"{source}: {what} contain NaN or inf (first at data row {row + 1}); "
                 "drop or impute those rows"
             )
+    _check_range(X, names, source)
+    _check_range(y[:, None], [target], source)
     return Dataset(X, y, tuple(names), target, source, **truth)
+
+
+def _check_range(columns: np.ndarray, names, source: str) -> None:
+    """Refuse columns whose mean or variance overflows float64: standardizing them and the
+    metrics' sums of squares would turn into inf (and the JSON result cannot hold inf)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(columns.std(axis=0))
+    if bad.any():
+        name = names[int(np.argmax(bad))]
+        raise DlportError(
+            f"{source}: column {name!r} overflows float64 arithmetic (its mean or variance is "
+            "infinite); rescale the data, e.g. divide the column by a power of 10"
+        )
