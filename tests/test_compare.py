@@ -16,7 +16,7 @@ FAKE = Path(__file__).parent / "fakes" / "fake_env.py"
 
 
 def fake_python(tmp_path: Path, mode: str) -> str:
-    """An executable that behaves like `<env>/bin/python -m dlport train ...`."""
+    """An executable that compare can start as an env's python (tests/fakes/fake_env.py)."""
     script = tmp_path / f"python-{mode}"
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {mode} "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -118,8 +118,9 @@ def test_bad_arguments_fail_before_anything_runs(tmp_path, capsys, args, message
 
 
 def test_subprocesses_run_this_source_tree_or_their_own_install():
+    env = subprocess_env()
     if SOURCE_ROOT is None:  # installed (tox): no path of this env may reach another env
-        assert "site-packages" not in subprocess_env().get("PYTHONPATH", "")
+        assert "PYTHONPATH" not in env
     else:
         assert (SOURCE_ROOT / "dlport" / "__init__.py").exists()
-        assert str(SOURCE_ROOT) in subprocess_env()["PYTHONPATH"]
+        assert env["PYTHONPATH"] == str(SOURCE_ROOT)  # never an inherited one

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlport.bench.worker import check_figures
 from dlport.bench.workloads import TARGET_VS_IDIOMATIC, TARGETS_VS_NUMPY, WORKLOADS
 from dlport.common.envs import find_python, run_json
 from dlport.common.progress import progress_bar
@@ -44,51 +45,30 @@ def run_bench(
             python = (
                 Path(sys.executable) if framework == "numpy" else find_python(framework, overrides)
             )
-            json_path = out_dir / f".{framework}-{workload}-{device}.json"
+            json_path = out_dir.absolute() / f".{framework}-{workload}-{device}.json"
+            asked = {
+                "framework": framework,
+                "workload": workload,
+                "device": device,
+                "dtype": dtype,
+                "repeats": repeats,
+            }
+            # --opt=VALUE: a path starting with '-' stays a value.
+            args = [f"--{k}={v}" for k, v in asked.items()] + [f"--json={json_path}"]
             outcome = run_json(
-                framework,
-                python,
-                [
-                    "dlport.bench.worker",
-                    "--framework",
-                    framework,
-                    "--workload",
-                    workload,
-                    "--device",
-                    device,
-                    "--dtype",
-                    dtype,
-                    "--repeats",
-                    str(repeats),
-                    "--json",
-                    str(json_path),
-                ],
-                json_path,
-                timeout,
+                framework, python, ["dlport.bench.worker", *args], json_path, timeout
             )
             json_path.unlink(missing_ok=True)
+            problem = check_figures(outcome.payload, asked) if outcome.ok else ""
+            if problem:
+                outcome.invalid(f"unusable result: {problem}")
             if outcome.ok:
-                status = outcome.payload["status"]
-                measurements.append(
-                    Measurement(
-                        framework,
-                        workload,
-                        device,
-                        status,
-                        outcome.payload,
-                        outcome.payload.get("reason", ""),
-                    )
-                )
+                p = outcome.payload
+                m = Measurement(framework, workload, device, p["status"], p, p.get("reason", ""))
             else:
-                measurements.append(
-                    Measurement(
-                        framework,
-                        workload,
-                        device,
-                        outcome.status,
-                        reason=f"{outcome.reason} ({outcome.fix})",
-                    )
-                )
+                reason = f"{outcome.reason} ({outcome.fix})"
+                m = Measurement(framework, workload, device, outcome.status, reason=reason)
+            measurements.append(m)
             bar.advance(f"{framework} {workload} {device}: {measurements[-1].status}")
     return measurements
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
+import math
 import resource
 import time
 
@@ -59,21 +61,31 @@ def measure(framework: str, workload_name: str, device: str, dtype: str, repeats
     X, y = (a.astype(dtype) for a in Standardizer.fit(data.X, data.y).transform(data.X, data.y))
     batch = config.batch_size_for(data.n_samples)
     if workload.idiomatic_epochs and framework != "numpy":  # numpy's is the NumPy loop below
-        baseline = importlib.import_module(f"dlport.bench.baselines.{framework}")
-        steady = []
-        for _ in range(repeats):
-            # One warm-up epoch (tracing, allocation), then the timed ones.
-            seconds = baseline.idiomatic_fit(X, y, batch, 1 + workload.idiomatic_epochs)[1:]
-            steady.append(sum(seconds))
-        steps = steps_per_epoch(data.n_samples, batch) * workload.idiomatic_epochs
-        figures["idiomatic"] = {
-            "steps_per_second": [steps / s for s in steady],
-            "samples_per_second": [data.n_samples * workload.idiomatic_epochs / s for s in steady],
-        }
+        figures["idiomatic"] = idiomatic(framework, X, y, batch, workload, repeats, device)
     if framework == "numpy":
         figures |= numpy_baselines(data, X, y, batch, workload, repeats)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures | {"status": "ok"}
+
+
+def idiomatic(framework, X, y, batch, workload, repeats, device) -> dict:
+    """The loop a user writes first in ``framework``, on the row's device where it takes one."""
+    baseline = importlib.import_module(f"dlport.bench.baselines.{framework}")
+    # torch's baseline places itself; Keras places itself (on a visible GPU); MXNet's has no
+    # device argument yet and runs on the CPU.
+    takes_device = "device" in inspect.signature(baseline.idiomatic_fit).parameters
+    where = {"device": device} if takes_device else {}
+    steady = []
+    for _ in range(repeats):
+        # One warm-up epoch (tracing, allocation), then the timed ones.
+        seconds = baseline.idiomatic_fit(X, y, batch, 1 + workload.idiomatic_epochs, **where)[1:]
+        steady.append(sum(seconds))
+    n = X.shape[0]
+    steps = steps_per_epoch(n, batch) * workload.idiomatic_epochs
+    return {
+        "steps_per_second": [steps / s for s in steady],
+        "samples_per_second": [n * workload.idiomatic_epochs / s for s in steady],
+    }
 
 
 def time_to_quality(trainer, data, config, workload, repeats) -> dict:
@@ -129,6 +141,65 @@ def numpy_baselines(data, X, y, batch, workload, repeats) -> dict:
         },
         "lstsq_seconds": lstsq,
     }
+
+
+def _series(figures: dict, path: str, repeats: int, positive: bool = True) -> str:
+    """'' if figures[a][b] (path "a.b") is ``repeats`` finite numbers (> 0, or >= 0)."""
+    value = figures
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    good = (
+        isinstance(value, list)
+        and len(value) == repeats
+        and all(
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and (v > 0 if positive else v >= 0)
+            for v in value
+        )
+    )
+    sign = "positive" if positive else "non-negative"
+    return "" if good else f"{path} is not {repeats} {sign} finite numbers"
+
+
+def check_figures(figures, asked: dict) -> str:
+    """Why a worker's JSON is not the measurement asked for ('' if it is): the harness reports
+    garbage from one framework as invalid and goes on with the others."""
+    if not isinstance(figures, dict):
+        return f"a result is a JSON object, not a {type(figures).__name__}"
+    for key, want in asked.items():
+        if figures.get(key) != want:
+            return f"{key} is {figures.get(key)!r}, not the {want!r} asked for"
+    if figures.get("status") == "no-device":
+        return "" if isinstance(figures.get("reason"), str) else "no-device without a reason"
+    if figures.get("status") != "ok":
+        return f"status {figures.get('status')!r} is neither 'ok' nor 'no-device'"
+    if not isinstance(figures.get("framework_version"), str):
+        return "framework_version is not a string"
+    rss = figures.get("peak_rss_mb")
+    if not (isinstance(rss, (int, float)) and math.isfinite(rss) and rss > 0):
+        return "peak_rss_mb is not a positive number"
+    n, numpy = asked["repeats"], asked["framework"] == "numpy"
+    positive = ["trainer.samples_per_second", "trainer.steps_per_second"]
+    positive += ["idiomatic.samples_per_second"] * ("idiomatic" in figures)
+    positive += ["numpy_loop.samples_per_second", "numpy_loop.steps_per_second"] * numpy
+    non_negative = ["trainer.warmup_seconds", "trainer.ttq_seconds"] + ["lstsq_seconds"] * numpy
+    problems = [_series(figures, p, n) for p in positive]
+    problems += [_series(figures, p, n, positive=False) for p in non_negative]
+    problem = next(filter(None, problems), "")
+    if problem:
+        return problem
+    trainer = figures["trainer"]  # an object: its series passed
+    epochs = trainer.get("ttq_epochs")
+    if (
+        isinstance(trainer.get("ttq_reached"), bool)
+        and isinstance(epochs, list)
+        and len(epochs) == n
+        and all(e is None or (isinstance(e, int) and e > 0) for e in epochs)
+    ):
+        return ""
+    return f"trainer.ttq_reached / ttq_epochs are not a bool and {n} epoch counts"
 
 
 def main() -> None:

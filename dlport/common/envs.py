@@ -6,9 +6,13 @@ one given with ``--python NAME=PATH``) and hands back a ``TrainResult`` as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +28,34 @@ _PACKAGE_PARENT = Path(dlport.__file__).resolve().parent.parent
 # its numpy) to another.
 SOURCE_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").exists() else None
 
+# What a child interpreter runs, after `-E` (which ignores PYTHONPATH, PYTHONHOME and every
+# other PYTHON* variable of this env). `-c` puts the working directory first on sys.path, where
+# a stray numpy.py would shadow numpy: drop it before importing anything (what -P does, but -P
+# needs Python 3.11 and dlport supports 3.10; -I would also hide the user site-packages, where a
+# --python interpreter may keep its framework). Then this source tree, if dlport runs from one.
+_BOOTSTRAP = (
+    "import sys\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"
+    "root, module = sys.argv[1:3]\n"
+    "del sys.argv[1:3]\n"
+    "if root: sys.path.insert(0, root)\n"
+    "import runpy\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+)
+
+
+def child_command(python: Path, module: str, args: list[str]) -> list[str]:
+    """``python -m module args``, isolated from this env and from the working directory."""
+    return [str(python), "-E", "-c", _BOOTSTRAP, str(SOURCE_ROOT or ""), module, *args]
+
 
 def subprocess_env() -> dict[str, str]:
-    """The environment for another env's interpreter: ours, plus this source tree if any."""
-    paths = [str(SOURCE_ROOT) if SOURCE_ROOT else None, os.environ.get("PYTHONPATH")]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
+    """The environment for another env's interpreter: ours, without this env's Python paths
+    (they name its site-packages, or anything the user put there), plus this source tree."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    if SOURCE_ROOT:
+        env["PYTHONPATH"] = str(SOURCE_ROOT)
+    return env
 
 
 @dataclass
@@ -40,10 +67,17 @@ class Outcome:
     reason: str = ""
     fix: str = ""
     seconds: float = 0.0
+    python: Path | None = None  # the interpreter that ran it
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def invalid(self, reason: str) -> Outcome:
+        """Ran, but what came back is not the run asked for."""
+        self.status, self.reason, self.result = "invalid", reason, None
+        self.fix = f"check that {self.python} runs this dlport version"
+        return self
 
 
 def parse_python_overrides(items: list[str]) -> dict[str, str]:
@@ -57,16 +91,53 @@ def parse_python_overrides(items: list[str]) -> dict[str, str]:
     return overrides
 
 
+def project_roots() -> list[Path]:
+    """Where the frameworks' .tox envs are: this checkout, and the project whose tox env runs
+    dlport (`tox -e compare` runs it installed). Never the working directory: a .tox there is
+    whatever happens to be there."""
+    roots = [SOURCE_ROOT] if SOURCE_ROOT else []
+    prefix = Path(sys.prefix)
+    if prefix.parent.name == ".tox" and prefix.parent.parent not in roots:
+        roots.append(prefix.parent.parent)
+    return roots
+
+
 def find_python(framework: str, overrides: dict[str, str]) -> Path | None:
-    """The interpreter of ``framework``'s env: an override, else .tox/<env>/bin/python."""
+    """The interpreter of ``framework``'s env: an override, else <project>/.tox/<env>/bin/python."""
     if framework in overrides:
-        return Path(overrides[framework])
+        return Path(overrides[framework]).absolute()  # children run in another directory
     env = check_name(framework).tox_env
-    for root in filter(None, (Path.cwd(), SOURCE_ROOT)):
+    for root in project_roots():
         candidate = root / ".tox" / env / "bin" / "python"
         if candidate.exists():
             return candidate
     return None
+
+
+def _run_group(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` in a session of its own, from an empty directory, and on its exit,
+    timeout or Ctrl-C kill everything it started, grandchildren included."""
+    with (
+        tempfile.TemporaryDirectory(prefix="dlport-child-") as cwd,
+        subprocess.Popen(
+            command,
+            cwd=cwd,  # a stray file here cannot shadow a module, nor be left in the user's cwd
+            env=subprocess_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches only us; we end the whole group
+        ) as proc,
+    ):
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        finally:
+            # SIGKILL: a child of compare or bench is rerun, never resumed, so it gets no
+            # chance to write an interrupt checkpoint. Suppressed: the group has already ended.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, stderr
 
 
 def run_json(
@@ -76,25 +147,20 @@ def run_json(
     json_path: Path,
     timeout: float,
 ) -> Outcome:
-    """``<python> -m MODULE ... `` that writes ``json_path``; ``Outcome.payload`` is its JSON."""
+    """``<python> -m MODULE ARGS`` that writes ``json_path``; ``Outcome.payload`` is its JSON."""
     env_name = check_name(framework).tox_env
     fix = f"tox -e {env_name} --notest, or --python {framework}=/path/to/python"
     if python is None:
-        return Outcome(framework, "missing", reason=f"no .tox/{env_name} environment", fix=fix)
+        where = " or ".join(str(r / ".tox" / env_name) for r in project_roots())
+        reason = f"no {where} environment" if where else "dlport is not run from a checkout"
+        return Outcome(framework, "missing", reason=reason, fix=fix)
     if not python.exists():
         return Outcome(framework, "missing", reason=f"{python} does not exist", fix=fix)
-    env = subprocess_env()
     json_path.unlink(missing_ok=True)
+    module, *args = module_args
     start = time.perf_counter()
     try:
-        proc = subprocess.run(
-            [str(python), "-m", *module_args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
+        returncode, stderr = _run_group(child_command(python, module, args), timeout)
     except subprocess.TimeoutExpired:
         return Outcome(
             framework,
@@ -106,8 +172,8 @@ def run_json(
     except OSError as exc:
         return Outcome(framework, "missing", reason=f"cannot run {python} ({exc})", fix=fix)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+    if returncode != 0:
+        lines = stderr.strip().splitlines() or [f"exit code {returncode}"]
         command = " ".join([str(python), "-m", *module_args[:4]])
         return Outcome(
             framework,
@@ -116,33 +182,29 @@ def run_json(
             seconds=seconds,
             fix=f"run it alone to see all of it: {command} ...",
         )
+    outcome = Outcome(framework, "ok", seconds=seconds, python=python)
     try:
-        payload = json.loads(json_path.read_text(encoding="utf-8"))
+        outcome.payload = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Outcome(
-            framework,
-            "invalid",
-            reason=f"unusable result: {exc}",
-            seconds=seconds,
-            fix=f"check that {python} runs this dlport version",
-        )
-    return Outcome(framework, "ok", payload=payload, seconds=seconds)
+        return outcome.invalid(f"unusable result: {exc}")
+    return outcome
 
 
 def run_train(
     framework: str, python: Path | None, train_args: list[str], json_path: Path, timeout: float
 ) -> Outcome:
-    """``<python> -m dlport train --framework F ... --json FILE``, judged by what comes back."""
-    args = ["dlport", "train", "--framework", framework, *train_args, "--json", str(json_path)]
+    """``<python> -m dlport train --framework F ... --json=FILE``, judged by what comes back.
+
+    Paths go as ``--opt=VALUE`` and absolute: a value starting with '-' is then no option, and
+    the child runs in another directory."""
+    args = ["dlport", "train", f"--framework={framework}", *train_args, f"--json={json_path}"]
     outcome = run_json(framework, python, args, json_path, timeout)
     if not outcome.ok:
         return outcome
     try:
         outcome.result = TrainResult.from_dict(outcome.payload)
     except DlportError as exc:
-        outcome.status, outcome.reason = "invalid", f"unusable result: {exc}"
-        return outcome
+        return outcome.invalid(f"unusable result: {exc}")
     if outcome.result.framework != framework:
-        outcome.status = "invalid"
-        outcome.reason = f"result is from {outcome.result.framework!r}, not {framework!r}"
+        return outcome.invalid(f"result is from {outcome.result.framework!r}, not {framework!r}")
     return outcome

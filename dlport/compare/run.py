@@ -76,6 +76,22 @@ class Comparison:
         )
 
 
+def not_asked_for(result: TrainResult, config: TrainConfig, data: Dataset) -> str:
+    """Why a well-formed result is not the run compare asked for ('' if it is): parity is
+    measured only between runs of the same config on the same data."""
+    asked = config.to_dict()
+    differ = sorted(k for k in {*asked, *result.config} if result.config.get(k) != asked.get(k))
+    if differ:
+        return f"result is for another config (differs in {', '.join(differ)})"
+    got = (result.data["n_samples"], result.data["feature_names"])
+    if got != (data.n_samples, list(data.feature_names)):
+        return "result is for other data (samples or feature names differ)"
+    got, want = len(result.history["loss"]), 0 if config.solver == "exact" else config.epochs
+    if got != want:
+        return f"result has {got} epochs of loss history, not {want}"
+    return ""
+
+
 def least_squares_optimum(data: Dataset) -> dict[str, object]:
     design = with_intercept(data.X)
     coef = np.linalg.lstsq(design, data.y, rcond=None)[0]
@@ -97,6 +113,7 @@ def compare(
     timeout: float,
     progress: bool = True,
 ) -> Comparison:
+    out = out.absolute()  # the children run in a directory of their own
     data_path = out / "data.npz"
     save_npz(data, data_path)
     pythons = {name: find_python(name, overrides) for name in frameworks}
@@ -122,10 +139,14 @@ def compare(
                 outcome = run_train(
                     framework,
                     pythons[framework],
-                    ["--data", str(data_path), *train_args(config)],
+                    [f"--data={data_path}", *train_args(config)],
                     json_path,
                     timeout,
                 )
+                if outcome.ok:
+                    mismatch = not_asked_for(outcome.result, config, data)
+                    if mismatch:
+                        outcome.invalid(mismatch)
                 row = Row(outcome)
                 if outcome.ok:
                     row.reference = reference(config, Conventions(**outcome.result.conventions))

@@ -157,10 +157,14 @@ class TensorFlowTrainer(TrainerBase):
             [keras.Input((len(weights),), dtype="float64"), make_dense(weights, bias, "float64")]
         )
         path = Path(path)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            staged = Path(tmp) / "model.keras"  # Keras insists on the .keras suffix
-            model.save(staged)
-            os.replace(staged, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as the other exports do
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                staged = Path(tmp) / "model.keras"  # Keras insists on the .keras suffix
+                model.save(staged)
+                os.replace(staged, path)
+        except OSError as exc:  # name the user's path, not the staging folder
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
 
     def import_native(self, path):
         try:
