@@ -124,3 +124,16 @@ def test_subprocesses_run_this_source_tree_or_their_own_install():
     else:
         assert (SOURCE_ROOT / "dlport" / "__init__.py").exists()
         assert env["PYTHONPATH"] == str(SOURCE_ROOT)  # never an inherited one
+
+
+def test_a_framework_this_python_cannot_run_is_reported_with_the_reason(tmp_path, monkeypatch):
+    """tox skips such an env (toxfile.py); compare then says why, not just "no env"."""
+    from dlport.common import envs, pythons
+
+    monkeypatch.setitem(pythons.UNSUPPORTED_FROM, "torch", ((3, 0), "no wheels; use 3.x"))
+    outcome = envs.run_json("torch", None, ["dlport", "train"], tmp_path / "r.json", 5)
+    assert outcome.status == "missing"
+    assert (
+        outcome.reason.startswith("torch on Python 3.") and "no wheels; use 3.x" in outcome.reason
+    )
+    assert outcome.fix.startswith("--python torch=")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dlport
 from dlport.common.errors import DlportError
+from dlport.common.pythons import unsupported_reason
 from dlport.common.registry import check_name
 from dlport.common.results import TrainResult
 
@@ -150,6 +151,10 @@ def run_json(
     """``<python> -m MODULE ARGS`` that writes ``json_path``; ``Outcome.payload`` is its JSON."""
     env_name = check_name(framework).tox_env
     fix = f"tox -e {env_name} --notest, or --python {framework}=/path/to/python"
+    unsupported = unsupported_reason(framework, sys.version_info)
+    if python is None and unsupported:  # tox skipped its env on this Python, and said why
+        fix = f"--python {framework}=/path/to/python of a supported Python"
+        return Outcome(framework, "missing", reason=unsupported, fix=fix)
     if python is None:
         where = " or ".join(str(r / ".tox" / env_name) for r in project_roots())
         reason = f"no {where} environment" if where else "dlport is not run from a checkout"
