@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
+import signal
 import sys
 
 from dlport import __version__
 from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
-from dlport.common.errors import DlportError
+from dlport.common.errors import DlportError, Interrupted
 
 DEFAULTS = TrainConfig()
 
@@ -40,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         metavar="PATH",
-        help="continue from a checkpoint (its settings; --epochs may grow)",
+        help="continue from a checkpoint, with its settings (only --epochs and --device may "
+        "change)",
     )
     train.set_defaults(func=cmd_train)
 
@@ -89,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a framework's interpreter (default: .tox/<env>/bin/python)",
+        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
     )
     compare.add_argument(
-        "--timeout", type=float, default=900.0, help="seconds allowed to one framework run"
+        "--timeout",
+        type=positive_seconds,
+        default=900.0,
+        help="seconds allowed to one framework run",
     )
     compare.set_defaults(func=cmd_compare)
 
@@ -110,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--python", action="append", default=[], metavar="NAME=PATH")
     bench.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=1200.0,
         help="seconds allowed to one framework on one workload",
     )
@@ -120,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     frameworks.set_defaults(func=cmd_frameworks)
     return parser
+
+
+def positive_seconds(text: str) -> float:
+    """A --timeout: finite and above zero (nan, inf and 0 would time nothing out, or all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -134,32 +152,38 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:
+    # A flag not given stays out of the namespace (SUPPRESS), so that a resume can tell the
+    # flags a user gave from the defaults; the help shows each default instead.
     d = DEFAULTS
+
+    def add(flag: str, text: str = "", **kwargs) -> None:
+        default = getattr(d, flag[2:].replace("-", "_"))
+        shown = "full" if default is None else default
+        text = f"{text}; default {shown}" if text else f"default {shown}"
+        parser.add_argument(flag, default=argparse.SUPPRESS, help=text, **kwargs)
+
     if single_run:
-        parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-        parser.add_argument(
+        add("--optimizer", choices=OPTIMIZERS)
+        add(
             "--solver",
-            default=d.solver,
+            "gd: gradient descent; exact: the framework's least squares",
             choices=SOLVERS,
-            help="gd: gradient descent; exact: the framework's least squares",
         )
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--momentum", type=float, default=d.momentum)
-    parser.add_argument("--beta1", type=float, default=d.beta1)
-    parser.add_argument("--beta2", type=float, default=d.beta2)
-    parser.add_argument("--eps", type=float, default=d.eps)
-    # None = not given: the default, or the checkpoint's value on --resume.
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
-    parser.add_argument(
-        "--batch-size", type=parse_batch_size, default=d.batch_size, metavar="N|full"
-    )
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--dtype", default=d.dtype, choices=DTYPES)
-    parser.add_argument("--device", default=d.device, choices=DEVICES)
+    add("--lr", type=float)
+    add("--momentum", type=float)
+    add("--beta1", type=float)
+    add("--beta2", type=float)
+    add("--eps", type=float)
+    add("--epochs", type=int)
+    add("--batch-size", type=parse_batch_size, metavar="N|full")
+    add("--seed", type=int)
+    add("--dtype", choices=DTYPES)
+    add("--device", choices=DEVICES)
     parser.add_argument(
         "--no-standardize",
         dest="standardize",
         action="store_false",
+        default=argparse.SUPPRESS,
         help="train on raw features and target",
     )
 
@@ -198,9 +222,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume = Checkpoint.read(args.resume) if args.resume else None
     if resume:
         framework = args.framework or resume.framework
-        config = TrainConfig.from_dict(resume.payload["config"])
-        if args.epochs is not None:
-            config = config.replace(epochs=args.epochs)
+        saved = TrainConfig.from_dict(resume.payload["config"])
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        given = {n: getattr(args, n) for n in names if hasattr(args, n)}  # SUPPRESS: given only
+        # --epochs may grow the run. --device may change: weights and optimizer state are plain
+        # numbers, a device changes only the rounding (within README's tolerances), and a saved
+        # "auto" already means different devices on different machines.
+        config = saved.replace(**{k: v for k, v in given.items() if k in ("epochs", "device")})
+        changed = []
+        for name, value in given.items():
+            before = getattr(saved, name)
+            if name in ("epochs", "device") or value == before:
+                continue
+            if name == "standardize":
+                changed.append("--no-standardize differs from the checkpoint's standardized run")
+                continue
+            shown = ["full" if v is None else str(v) for v in (value, before)]  # batch size
+            flag = "--" + name.replace("_", "-")
+            changed.append(f"{flag} {shown[0]} differs from the checkpoint's {shown[1]}")
+        if changed:
+            raise DlportError(
+                f"{'; '.join(changed)}; resume keeps the run's settings "
+                "(only --epochs and --device may change)"
+            )
     else:
         framework = args.framework or "numpy"
         config = config_from_args(args)
@@ -232,6 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import io
+    import os
 
     import numpy as np
 
@@ -241,6 +286,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from dlport.common.metrics import regression_metrics
     from dlport.common.registry import check_name, get_trainer
 
+    if args.out and os.path.exists(args.out):
+        for option, given in (("--data", args.data.strip()), ("--checkpoint", args.checkpoint)):
+            # samefile sees through symlinks and hard links; a bundled name is no file
+            if os.path.isfile(given) and os.path.samefile(args.out, given):
+                raise DlportError(f"--out {args.out} is the {option} file; give another path")
     checkpoint = Checkpoint.read(args.checkpoint)
     check_name(args.framework)
     saved = checkpoint.payload["data"]
@@ -425,18 +475,66 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    terminated = False
+
+    def on_sigterm(signum, frame):
+        # Stop as on Ctrl-C (train saves its last complete epoch; compare and bench end their
+        # children), but exit 143. A second SIGTERM gets the previous handler: ends it at once.
+        nonlocal terminated
+        terminated = True
+        signal.signal(signal.SIGTERM, previous)
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # set outside Python: restore the default
+        previous = signal.SIG_DFL
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+        installed = True
+    except ValueError:  # not the main thread: leave signals to whoever runs us
+        installed = False
+    args = before = None
     try:
         args = build_parser().parse_args(argv)
+        before = _file_state(getattr(args, "checkpoint", None))
         return args.func(args)
     except DlportError as exc:
         print(f"dlport: error: {exc}", file=sys.stderr)
+        if isinstance(exc, Interrupted) and terminated:
+            return 128 + signal.SIGTERM
         return exc.exit_code
     except OSError as exc:  # a path the user gave cannot be written or read
-        where = f" {exc.filename}" if exc.filename else ""
+        where = exc.filename or _output_paths(args) or "an output path"
         print(
-            f"dlport: error: cannot use{where} ({exc.strerror}); give another path", file=sys.stderr
+            f"dlport: error: cannot use {where} ({exc.strerror or exc}); give another path",
+            file=sys.stderr,
         )
         return 2
     except KeyboardInterrupt:
-        print("dlport: interrupted before the first epoch ended; nothing saved", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        command = getattr(args, "command", None)
+        if command != "train":
+            print(f"dlport: {how}; {command or 'dlport'} stopped", file=sys.stderr)
+        elif _file_state(args.checkpoint) != before:  # fit had ended and written it
+            print(f"dlport: {how}; checkpoint written to {args.checkpoint}", file=sys.stderr)
+        else:  # fitting saves the last complete epoch itself (Interrupted) when there is one
+            print(f"dlport: {how} before the first epoch ended; nothing saved", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _file_state(path: str | None):
+    """(size, mtime) of ``path``, None if absent: whether this run wrote it."""
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        return None
+    return stat and (stat.st_size, stat.st_mtime_ns)
+
+
+def _output_paths(args) -> str:
+    """The paths this command writes, as given: what an OSError naming no file is about."""
+    given = [(o, getattr(args, o, None)) for o in ("out", "json", "checkpoint")]
+    return ", ".join(f"--{o} {v}" for o, v in given if isinstance(v, str) and v != "-")

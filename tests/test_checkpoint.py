@@ -96,11 +96,19 @@ def test_resume_refuses_a_different_run(saved, config, data, message):
         NumpyTrainer().fit(load_dataset(data), config, resume=Checkpoint.read(path))
 
 
-def test_periodic_checkpoints(tmp_path, diabetes):
+def test_periodic_checkpoints(tmp_path, diabetes, monkeypatch):
     path = tmp_path / "every.json"
-    plan = Checkpointing(path=path, every=4)
+    written, write = [], Checkpoint.write
+
+    def record(self, target):
+        written.append((self.epoch, target))
+        write(self, target)
+
+    monkeypatch.setattr(Checkpoint, "write", record)
+    plan = Checkpointing(path=path, every=2)
     NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=5), checkpointing=plan)
-    assert Checkpoint.read(path).epoch == 5  # every 4, then the end
+    assert written == [(2, path), (4, path), (5, path)]  # every 2, then the end
+    assert Checkpoint.read(path).epoch == 5
 
 
 def test_fingerprint_tells_data_apart(diabetes):

@@ -16,7 +16,12 @@ import numpy as np
 
 import dlport
 from dlport.common.batching import epoch_order, steps_per_epoch
-from dlport.common.checkpoint import Checkpoint, Checkpointing, check_resumable, decode_state
+from dlport.common.checkpoint import (
+    Checkpoint,
+    Checkpointing,
+    check_optimizer_state,
+    check_resumable,
+)
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import CANONICAL, Conventions
 from dlport.common.data import Dataset
@@ -141,9 +146,14 @@ class TrainerBase:
                 check_resumable(resume, self.name, config, data)
                 w0, b0 = resume.train_params
                 first, history = resume.epoch, list(resume.payload["history"]["loss"])
+                if saver:
+                    saver.resumed(resume, history)
             runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
             if resume is not None:
-                runner.load_optimizer_state(decode_state(resume.payload["optimizer"]))
+                # A fresh runner's state shows the slots this run keeps: the saved one must match.
+                state, run = resume.optimizer_state, f"{self.name} {config.optimizer}"
+                check_optimizer_state(state, runner.optimizer_state(), run)
+                runner.load_optimizer_state(state)
             label = f"{self.name} {config.optimizer}"
             with progress_bar(config.epochs - first, label, progress) as bar:
                 first_epoch = _descend(

@@ -137,6 +137,23 @@ def test_resume_continues_bit_for_bit(diabetes, tmp_path, optimizer):
     assert resumed.weights == full.weights and resumed.history == full.history
 
 
+@pytest.mark.parametrize(("optimizer", "slots"), [("sgd", 0), ("nesterov", 1), ("adam", 2)])
+def test_optimizer_slots_are_labelled_with_their_parameter(diabetes, optimizer, slots):
+    # gluon.Trainer numbers parameters by sorted name: bias 0, weight 1.
+    config = TrainConfig(optimizer=optimizer, epochs=1, device="cpu")
+    X, y = _standardized(diabetes)
+    w0, b0 = initial_params(diabetes.n_features, 0)
+    runner = mxt.MXNetTrainer()._runner(X, y, w0, b0, config, "cpu")
+    fresh = runner.optimizer_state()  # the zeros the updater will start from
+    runner.run_epoch(epoch_order(len(y), 0, 0, 32))
+    state = runner.optimizer_state()
+    for got in (fresh, state):
+        assert [a.shape for a in got["slots"]["weight"]] == [(1, diabetes.n_features)] * slots
+        assert [a.shape for a in got["slots"]["bias"]] == [(1,)] * slots
+    assert state["updates"] == {"weight": 14, "bias": 14}
+    assert all(not a.any() for a in fresh["slots"]["weight"])
+
+
 def test_export_is_a_plain_gluon_parameter_file(tmp_path):
     w = np.array([0.5, -1.25, 3.0])
     path = tmp_path / "model.params"

@@ -15,11 +15,16 @@ import pytest
 import tensorflow as tf
 
 from dlport.common.batching import epoch_order, iter_batches
-from dlport.common.checkpoint import decode_state, encode_state
+from dlport.common.checkpoint import Checkpoint, Checkpointing, decode_state, encode_state
 from dlport.common.config import OPTIMIZERS, TrainConfig
+from dlport.common.errors import DlportError
 from dlport.common.init import initial_params
 from dlport.common.standardize import Standardizer
-from dlport.frameworks.tensorflow.trainer import TensorFlowRunner, make_keras_parts
+from dlport.frameworks.tensorflow.trainer import (
+    TensorFlowRunner,
+    TensorFlowTrainer,
+    make_keras_parts,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,6 +139,20 @@ def test_optimizer_state_round_trip_resumes_bit_for_bit(problem, optimizer, dtyp
     got += [second.run_epoch(order) for order in orders[2:]]
     assert got == want
     assert np.array_equal(np.append(*second.params()), np.append(*straight.params()))
+
+
+def test_resume_refuses_an_optimizer_variable_keras_would_only_warn_about(diabetes, tmp_path):
+    # Keras' load_own_variables warns about an unknown variable and loads nothing at all: the
+    # resumed run would restart Adam's moments and step silently.
+    config = TrainConfig(optimizer="adam", epochs=2, device="cpu")
+    path = tmp_path / "one.json"
+    trainer = TensorFlowTrainer()
+    trainer.fit(diabetes, config.replace(epochs=1), checkpointing=Checkpointing(path=path))
+    payload = Checkpoint.read(path).payload
+    payload["optimizer"]["6"] = payload["optimizer"]["5"]
+    Checkpoint(payload).write(path)
+    with pytest.raises(DlportError, match=r"does not fit tensorflow adam: optimizer\.6 is unexp"):
+        trainer.fit(diabetes, config, resume=Checkpoint.read(path))
 
 
 def test_cli_prints_nothing_of_tensorflow(tmp_path):

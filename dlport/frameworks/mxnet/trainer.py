@@ -267,14 +267,21 @@ class MXNetRunner:
         return self.trainer._updaters[0]
 
     def _names(self) -> list[str]:
-        # In the order gluon.Trainer numbers them (its updater's state keys).
-        return [name[len(self.net.prefix) :] for name in self.net.collect_params()]
+        # In the order gluon.Trainer numbers them (its updater's state keys): it sorts the
+        # parameter names, so "dense0_bias" is 0 and "dense0_weight" is 1.
+        return [param.name[len(self.net.prefix) :] for param in self.trainer._params]
 
     def optimizer_state(self) -> dict:
-        states, counts = self._updater().states, self.trainer.optimizer._index_update_count
-        slots = {}
+        """Slots and update counts per parameter. The updater makes a slot at its parameter's
+        first update; before that, the zeros it will start from (the optimizer's create_state),
+        so that a fresh runner shows what a checkpoint holds."""
+        states, optimizer = self._updater().states, self.trainer.optimizer
+        counts, slots = optimizer._index_update_count, {}
         for i, name in enumerate(self._names()):
-            state = states.get(i)
+            if i in states:
+                state = states[i]
+            else:
+                state = optimizer.create_state_multi_precision(i, self.trainer._params[i].data())
             state = [] if state is None else state if isinstance(state, (tuple, list)) else [state]
             slots[name] = [s.asnumpy() for s in state]
         return {

@@ -135,9 +135,18 @@ class TorchRunner:
         return loss
 
     def optimizer_state(self) -> dict:
-        state = self.optimizer.state_dict()["state"]
+        """torch.optim's per-parameter state. torch makes it at the first step; before that,
+        the zeros it will start from, so that a fresh runner shows what a checkpoint holds."""
+        optimizer, fresh = self.optimizer, not self.optimizer.state
+        if fresh:  # a twin on zero parameters, stepped once, makes the same slots
+            params = [torch.zeros_like(p, requires_grad=True) for p in self.model.parameters()]
+            optimizer = type(optimizer)(params, **optimizer.defaults)
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            optimizer.step()
         return {
-            str(i): {k: v.detach().cpu().numpy() for k, v in s.items()} for i, s in state.items()
+            str(i): {k: (v.zero_() if fresh else v).detach().cpu().numpy() for k, v in s.items()}
+            for i, s in optimizer.state_dict()["state"].items()
         }
 
     def load_optimizer_state(self, state: dict) -> None:
