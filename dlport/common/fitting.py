@@ -42,7 +42,8 @@ class EpochRunner(Protocol):
         """Current weight vector and bias as float64 NumPy values."""
 
     def optimizer_state(self) -> dict:
-        """The optimizer's own state (slots, step count) as NumPy arrays and numbers."""
+        """The optimizer's own state (slots, step count) as NumPy arrays and numbers; before the
+        first step, the zero slots the optimizer starts from (resume checks against it)."""
 
     def load_optimizer_state(self, state: dict) -> None:
         """Restore what ``optimizer_state`` returned, so training continues bit for bit."""
