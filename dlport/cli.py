@@ -276,7 +276,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import io
-    import os
 
     import numpy as np
 
