@@ -15,6 +15,7 @@ import sys
 from dlport import __version__
 from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
 from dlport.common.errors import DlportError, Interrupted
+from dlport.common.registry import ported_names
 
 DEFAULTS = TrainConfig()
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train one framework on one dataset")
-    train.add_argument("--framework", help="numpy (default) | torch | tensorflow | mxnet")
+    train.add_argument("--framework", help=f"numpy (default) | {' | '.join(ported_names())}")
     add_data_arguments(train)
     add_train_arguments(train)
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
@@ -63,12 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="save a checkpoint's model in a framework's format")
     export.add_argument("--checkpoint", required=True, metavar="PATH")
-    export.add_argument("--framework", required=True, help="torch | tensorflow | mxnet")
+    export.add_argument("--framework", required=True, help=" | ".join(ported_names()))
     export.add_argument(
         "--out",
         required=True,
         metavar="FILE",
-        help="torch: .pt (state_dict); tensorflow: .keras; mxnet: .params",
+        help="torch: .pt (state_dict); tensorflow, keras-*: .keras; mxnet: .params; "
+        "jax: .msgpack (flax)",
     )
     export.set_defaults(func=cmd_export)
 
@@ -77,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--frameworks",
-        default="torch,tensorflow,mxnet",
-        help="comma-separated (default: torch,tensorflow,mxnet)",
+        default=",".join(ported_names()),
+        help="comma-separated (default: %(default)s)",
     )
     compare.add_argument(
         "--optimizers",
@@ -106,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="throughput and time to quality, every framework")
     bench.add_argument(
         "--frameworks",
-        default="torch,tensorflow,mxnet",
-        help="comma-separated; the NumPy reference and loop always run",
+        default=",".join(ported_names()),
+        help="comma-separated; the NumPy reference and loop always run (default: %(default)s)",
     )
     bench.add_argument("--workloads", default="tiny,medium,large,full")
     bench.add_argument("--devices", default="cpu", help="cpu, gpu or cpu,gpu")
@@ -397,7 +399,9 @@ def _framework_list(text: str) -> list[str]:
     for name in names:
         check_name(name)
     if not names or "numpy" in names:
-        raise DlportError("--frameworks takes torch, tensorflow and/or mxnet (numpy always runs)")
+        raise DlportError(
+            f"--frameworks takes some of {', '.join(ported_names())} (numpy always runs)"
+        )
     return names
 
 

@@ -70,9 +70,9 @@ def measure(framework: str, workload_name: str, device: str, dtype: str, repeats
 
 def idiomatic(framework, X, y, batch, workload, repeats, device) -> dict:
     """The loop a user writes first in ``framework``, on the row's device where it takes one."""
-    baseline = importlib.import_module(f"dlport.bench.baselines.{framework}")
-    # torch's baseline places itself; Keras places itself (on a visible GPU); MXNet's has no
-    # device argument yet and runs on the CPU.
+    baseline = importlib.import_module(f"dlport.bench.baselines.{framework.replace('-', '_')}")
+    # torch's and JAX's baselines place themselves; Keras places itself (on a visible GPU);
+    # MXNet's has no device argument yet and runs on the CPU.
     takes_device = "device" in inspect.signature(baseline.idiomatic_fit).parameters
     where = {"device": device} if takes_device else {}
     steady = []

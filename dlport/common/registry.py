@@ -15,20 +15,45 @@ class FrameworkEntry:
     target: str  # "module:Class"
     tox_env: str
     extra: str
+    keras_backend: str | None = None  # a Keras 3 port: the backend its process loads Keras on
 
 
 FRAMEWORKS: dict[str, FrameworkEntry] = {
     "numpy": FrameworkEntry("dlport.frameworks.numpy.trainer:NumpyTrainer", "core", ""),
     "torch": FrameworkEntry("dlport.frameworks.torch.trainer:TorchTrainer", "torch", "torch"),
     "tensorflow": FrameworkEntry(
-        "dlport.frameworks.tensorflow.trainer:TensorFlowTrainer", "tensorflow", "tensorflow"
+        "dlport.frameworks.tensorflow.trainer:TensorFlowTrainer",
+        "tensorflow",
+        "tensorflow",
+        "tensorflow",
     ),
     "mxnet": FrameworkEntry("dlport.frameworks.mxnet.trainer:MXNetTrainer", "mxnet", "mxnet"),
+    "jax": FrameworkEntry("dlport.frameworks.jax.trainer:JaxTrainer", "jax", "jax"),
+    "keras-jax": FrameworkEntry(
+        "dlport.frameworks.keras_jax.trainer:KerasJaxTrainer", "keras-jax", "keras-jax", "jax"
+    ),
+    "keras-torch": FrameworkEntry(
+        "dlport.frameworks.keras_torch.trainer:KerasTorchTrainer",
+        "keras-torch",
+        "keras-torch",
+        "torch",
+    ),
 }
 
 
 def framework_names() -> list[str]:
     return list(FRAMEWORKS)
+
+
+def ported_names() -> list[str]:
+    """Every framework but the NumPy reference: what compare, bench and the e2e tests run."""
+    return [name for name in FRAMEWORKS if name != "numpy"]
+
+
+def tox_envs() -> list[str]:
+    """The framework envs that compare, e2e and bench build (tox.ini lists them: a test keeps
+    the two lists equal)."""
+    return [FRAMEWORKS[name].tox_env for name in ported_names()]
 
 
 def check_name(name: str) -> FrameworkEntry:
@@ -46,6 +71,10 @@ def get_trainer_class(name: str):
     unsupported = unsupported_reason(name, sys.version_info)
     if unsupported:
         raise DlportError(unsupported)
+    if entry.keras_backend:  # refused before anything loads if Keras is on another backend
+        from dlport.frameworks.keras import use_backend
+
+        use_backend(entry.keras_backend, name)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or e.g. MXNet's AttributeError on a newer numpy

@@ -10,8 +10,11 @@ import pytest
 
 from dlport.common.envs import find_python, subprocess_env
 from dlport.common.metrics import max_relative_difference
+from dlport.common.registry import FRAMEWORKS as REGISTRY
+from dlport.common.registry import framework_names
 
-FRAMEWORKS = ["numpy", "torch", "tensorflow", "mxnet"]
+FRAMEWORKS = framework_names()
+KERAS = [name for name, entry in REGISTRY.items() if entry.keras_backend]
 
 
 def python_of(framework: str) -> str:
@@ -22,11 +25,16 @@ def python_of(framework: str) -> str:
     return str(python)
 
 
-def dlport(framework: str, *args: str) -> None:
-    env = subprocess_env()
-    command = [python_of(framework), "-m", "dlport", *args]
-    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+def python(framework: str, *args: str) -> str:
+    """Run ``framework``'s env's Python; its stdout."""
+    command = [python_of(framework), *args]
+    run = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def dlport(framework: str, *args: str) -> str:
+    return python(framework, "-m", "dlport", *args)
 
 
 @pytest.mark.parametrize("trained_by", FRAMEWORKS)
@@ -65,3 +73,30 @@ def test_every_framework_predicts_what_the_trainer_predicts(tmp_path, trained_by
     own = predictions[trained_by]
     differences = {f: max_relative_difference(p, own) for f, p in predictions.items()}
     assert all(d < 1e-9 for d in differences.values()), differences
+
+
+_LOAD_AND_PREDICT = """
+import sys, numpy as np
+from dlport.common.registry import get_trainer
+from dlport.common.data import load_dataset
+trainer = get_trainer(sys.argv[1])
+w, b = trainer.import_native(sys.argv[2])
+np.savetxt(sys.stdout, trainer.predict(w, b, load_dataset("diabetes").X, device="cpu"))
+"""
+
+
+@pytest.mark.parametrize("written_by", KERAS)
+def test_a_keras_file_from_one_backend_predicts_the_same_on_every_backend(tmp_path, written_by):
+    """A .keras file holds no backend: each Keras port loads any other's export."""
+    checkpoint, model = tmp_path / "model.ckpt.json", tmp_path / "model.keras"
+    dlport("numpy", "train", "--data", "diabetes", "--epochs", "3", "--checkpoint", str(checkpoint))
+    dlport(written_by, "export", "--checkpoint", str(checkpoint), "--framework", written_by,
+           "--out", str(model))  # fmt: skip
+    predictions = {
+        framework: np.loadtxt(
+            python(framework, "-c", _LOAD_AND_PREDICT, framework, str(model)).splitlines()
+        )
+        for framework in KERAS
+    }
+    want = predictions[written_by]
+    assert all(max_relative_difference(p, want) < 1e-12 for p in predictions.values())

@@ -1,0 +1,126 @@
+"""JAX trainer: a params pytree ({"kernel": (d, 1), "bias": (1,)}, flax's Dense layout), the
+loss as a pure function (``optax.losses.squared_error``), ``jax.value_and_grad``, optax's
+``sgd`` / ``adam``, the whole epoch in one jitted ``lax.scan`` (``epoch.py``), and
+``jnp.linalg.lstsq``. The model exports as flax msgpack. This package's ``__init__`` turns
+JAX's float64 on before any of this loads.
+"""
+
+from __future__ import annotations
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dlport.common.atomic import write_bytes_atomic
+from dlport.common.config import TrainConfig
+from dlport.common.errors import DlportError
+from dlport.common.fitting import TrainerBase
+from dlport.common.solve import rank_cutoff
+from dlport.frameworks.jax.epoch import ScanEpochs, jax_device, jax_devices
+
+
+def make_params(w0: np.ndarray, b0: float, dtype: str) -> dict:
+    """flax.linen.Dense(1) / nnx.Linear(d, 1)'s layout, so an export loads into either."""
+    return {
+        "kernel": jnp.asarray(np.asarray(w0, dtype=dtype).reshape(-1, 1)),
+        "bias": jnp.asarray(np.array([b0], dtype=dtype)),
+    }
+
+
+def apply(params: dict, x: jax.Array) -> jax.Array:
+    return x @ params["kernel"] + params["bias"]
+
+
+def loss_fn(params: dict, xb: jax.Array, yb: jax.Array) -> jax.Array:
+    return optax.losses.squared_error(apply(params, xb), yb).mean()
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """optax's own rules match the reference's canonical (torch) forms: ``trace`` keeps
+    ``b = g + mu*b`` and nesterov steps along ``g + mu*b``; ``scale_by_adam`` adds eps to
+    ``sqrt(v_hat)`` (optax/_src/transform.py, optax/transforms/_accumulation.py)."""
+    if config.optimizer == "adam":
+        return optax.adam(config.lr, b1=config.beta1, b2=config.beta2, eps=config.eps)
+    momentum = None if config.optimizer == "sgd" else config.momentum
+    return optax.sgd(config.lr, momentum=momentum, nesterov=config.optimizer == "nesterov")
+
+
+def make_step(optimizer: optax.GradientTransformation):
+    """One pure optimizer step: (params, opt_state), batch -> new state, the batch's loss."""
+
+    def step(state, xb, yb):
+        params, opt_state = state
+        loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    return step
+
+
+class JaxTrainer(TrainerBase):
+    name = "jax"
+    native_suffix = ".msgpack"
+
+    def version(self) -> str:
+        return jax.__version__
+
+    def devices(self) -> list[str]:
+        return jax_devices()
+
+    def _extra_versions(self) -> dict[str, str]:
+        return {"optax": optax.__version__, "flax": flax.__version__}
+
+    def _runner(self, X, y, w0, b0, config, device):
+        return JaxRunner(X, y, w0, b0, config, device)
+
+    def _solve_exact(self, X, y, device):
+        with jax.default_device(jax_device(device)):
+            rcond = rank_cutoff(X.dtype, *X.shape)
+            return np.asarray(jnp.linalg.lstsq(jnp.asarray(X), jnp.asarray(y), rcond=rcond)[0])
+
+    def _predict(self, X, w, b, device):
+        with jax.default_device(jax_device(device)):
+            return np.asarray(apply(make_params(w, b, X.dtype.name), jnp.asarray(X)))
+
+    def export_native(self, weights, bias, path):
+        # flax msgpack of the params pytree: flax.serialization.msgpack_restore(bytes) gives
+        # {"kernel", "bias"}, from_bytes loads it into a flax Dense/Linear's params.
+        params = jax.device_get(make_params(weights, bias, "float64"))
+        write_bytes_atomic(path, flax.serialization.to_bytes(params))
+
+    def import_native(self, path):
+        try:
+            with open(path, "rb") as f:
+                params = flax.serialization.msgpack_restore(f.read())
+            kernel, bias = np.asarray(params["kernel"]), np.asarray(params["bias"])
+        except Exception as exc:  # msgpack raises many types for a bad file
+            raise DlportError(
+                f"{path} is not flax msgpack of a Dense(1)'s params ({exc})"
+            ) from None
+        return kernel.astype(np.float64).reshape(-1), float(bias.reshape(-1)[0])
+
+
+class JaxRunner(ScanEpochs):
+    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str):
+        self.optimizer = make_optimizer(config)
+        params = make_params(w0, b0, config.dtype)
+        state = (params, self.optimizer.init(params))
+        y = y.reshape(-1, 1)  # apply's (n, 1) output shape
+        super().__init__(
+            make_step(self.optimizer), state, X, y, config.batch_size_for(len(y)), device
+        )
+
+    def params(self):
+        params = jax.device_get(self.state[0])
+        return params["kernel"].reshape(-1).astype(np.float64), float(params["bias"][0])
+
+    def optimizer_state(self) -> dict:
+        """optax's state (NamedTuples of slots and step counts) as flax's state dict."""
+        return flax.serialization.to_state_dict(jax.device_get(self.state[1]))
+
+    def load_optimizer_state(self, state: dict) -> None:
+        params, opt_state = self.state
+        restored = flax.serialization.from_state_dict(opt_state, state)
+        self.state = jax.device_put((params, restored), self.device)

@@ -1,0 +1,1 @@
+"""Keras 3 on its torch backend: eager steps, as Keras' own torch trainer takes them."""
