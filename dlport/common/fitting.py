@@ -124,6 +124,8 @@ class TrainerBase:
     ) -> TrainResult:
         """Train; ``stop_when(epochs_done, w, b)`` (training units) may end it early."""
         device = self.resolve_device(config.device)
+        if resume is not None:  # the exact solver's too: it has nothing to resume, say so
+            check_resumable(resume, self.name, config, data)
         n, d = data.X.shape
         if config.standardize:
             scaler = Standardizer.fit(data.X, data.y)
@@ -144,7 +146,6 @@ class TrainerBase:
             history, first = [], 0
             w0, b0 = initial_params(d, config.seed)
             if resume is not None:
-                check_resumable(resume, self.name, config, data)
                 w0, b0 = resume.train_params
                 first, history = resume.epoch, list(resume.payload["history"]["loss"])
                 if saver:
