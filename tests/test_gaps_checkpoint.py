@@ -13,28 +13,15 @@ import warnings
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error, dlport
+from test_hardening_checkpoint import interrupt_at
 
 from dlport.common import checkpoint as ckpt
 from dlport.common.checkpoint import FORMAT, SCHEMA_VERSION, Checkpoint, Checkpointing
 from dlport.common.config import TrainConfig
 from dlport.common.errors import DlportError, Interrupted
-from dlport.frameworks.numpy.trainer import NumpyTrainer, ReferenceRunner
+from dlport.frameworks.numpy.trainer import NumpyTrainer
 
 CONFIG = TrainConfig(optimizer="momentum", epochs=4, device="cpu")
-
-
-def interrupt_at(monkeypatch, call: int):
-    """Ctrl-C during the ``call``-th epoch (1-based)."""
-    calls = []
-    run_epoch = ReferenceRunner.run_epoch
-
-    def run(self, order):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return run_epoch(self, order)
-
-    monkeypatch.setattr(ReferenceRunner, "run_epoch", run)
 
 
 def test_ctrl_c_without_checkpoint_saves_to_the_interrupt_path_only(

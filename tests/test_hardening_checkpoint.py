@@ -318,7 +318,7 @@ def _runner(data):
 
 
 # -- H: a Ctrl-C after something was saved says where it is ---------------------------------------
-def _interrupt_at(monkeypatch, call: int):
+def interrupt_at(monkeypatch, call: int):
     """Ctrl-C during the ``call``-th epoch from now (1-based)."""
     calls = []
     run_epoch = ReferenceRunner.run_epoch
@@ -344,7 +344,7 @@ def test_ctrl_c_in_the_first_resumed_epoch_saves_the_resumed_state(
     tmp_path, saved, diabetes, monkeypatch
 ):
     out = tmp_path / "next.json"
-    _interrupt_at(monkeypatch, 1)
+    interrupt_at(monkeypatch, 1)
     with pytest.raises(Interrupted, match=f"after epoch 3; checkpoint written to {out}"):
         _fit(
             diabetes,
@@ -373,7 +373,7 @@ def test_ctrl_c_during_the_final_write_still_saves_and_says_so(tmp_path, diabete
 
 
 def test_ctrl_c_before_any_save_is_a_plain_keyboard_interrupt(tmp_path, diabetes, monkeypatch):
-    _interrupt_at(monkeypatch, 1)  # main() then says that nothing was saved
+    interrupt_at(monkeypatch, 1)  # main() then says that nothing was saved
     with pytest.raises(KeyboardInterrupt):
         NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=tmp_path / "x"))
     assert not os.path.exists(tmp_path / "x")
