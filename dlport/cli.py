@@ -13,7 +13,15 @@ import signal
 import sys
 
 from dlport import __version__
-from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
+from dlport.common.config import (
+    DEVICES,
+    DTYPES,
+    OPTIMIZERS,
+    RESUME_MAY_CHANGE,
+    SOLVERS,
+    TrainConfig,
+    parse_batch_size,
+)
 from dlport.common.errors import DlportError, Interrupted
 from dlport.common.registry import ported_names
 
@@ -118,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="bench/results", help="folder for JSON, table, charts")
     bench.add_argument("--python", action="append", default=[], metavar="NAME=PATH")
     bench.add_argument(
+        "--no-tf32",
+        dest="tf32",
+        action="store_false",
+        help="GPU rows keep full float32 matmuls (default: TF32 allowed, as speed runs would)",
+    )
+    bench.add_argument(
         "--timeout",
         type=positive_seconds,
         default=1200.0,
@@ -188,6 +202,13 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
         default=argparse.SUPPRESS,
         help="train on raw features and target",
     )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="NVIDIA GPUs, float32: allow TF32 matmuls (faster, about 1e-3 relative; "
+        "off by default, as parity needs)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -204,6 +225,8 @@ def config_to_args(config: TrainConfig) -> list[str]:
     for name, value in config.to_dict().items():
         if name == "standardize":
             args += [] if value else ["--no-standardize"]
+        elif name == "tf32":
+            args += ["--tf32"] if value else []
         elif name == "batch_size":
             args += ["--batch-size", "full" if value is None else str(value)]
         else:
@@ -229,12 +252,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = {n: getattr(args, n) for n in names if hasattr(args, n)}  # SUPPRESS: given only
         # --epochs may grow the run. --device may change: weights and optimizer state are plain
         # numbers, a device changes only the rounding (within README's tolerances), and a saved
-        # "auto" already means different devices on different machines.
-        config = saved.replace(**{k: v for k, v in given.items() if k in ("epochs", "device")})
+        # "auto" already means different devices on different machines. --tf32 likewise.
+        config = saved.replace(**{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
         changed = []
         for name, value in given.items():
             before = getattr(saved, name)
-            if name in ("epochs", "device") or value == before:
+            if name in RESUME_MAY_CHANGE or value == before:
                 continue
             if name == "standardize":
                 changed.append("--no-standardize differs from the checkpoint's standardized run")
@@ -245,7 +268,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if changed:
             raise DlportError(
                 f"{'; '.join(changed)}; resume keeps the run's settings "
-                "(only --epochs and --device may change)"
+                "(only --epochs, --device and --tf32 may change)"
             )
     else:
         framework = args.framework or "numpy"
@@ -424,7 +447,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     measurements = run_bench(
-        frameworks, workloads, devices, args.dtype, args.repeats, overrides, args.timeout, out
+        frameworks,
+        workloads,
+        devices,
+        args.dtype,
+        args.repeats,
+        overrides,
+        args.timeout,
+        out,
+        tf32=args.tf32,
     )
     rows = summarize(measurements)
     info = report.meta(args.dtype, args.repeats)

@@ -25,6 +25,7 @@ def _figures(framework, sps, idiomatic=None, loop=None):
     figures = {
         "framework_version": "1",
         "dtype": "float32",
+        "tf32": False,
         "peak_rss_mb": 100.0,
         "trainer": {
             "samples_per_second": sps,
@@ -99,3 +100,20 @@ def test_bench_cli_reports_a_missing_env_and_writes_results(tmp_path, capsys):
 def test_bench_refuses_bad_arguments(tmp_path, capsys, args, message):
     assert main(["bench", "--out", str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_gpu_script_without_a_gpu_is_a_dry_run_that_names_what_it_would_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "gpu.py"
+    env = os.environ | {"PATH": str(Path(sys.executable).parent), "OUT": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    assert "GPU: none" in run.stdout and "dry run (no GPU here)" in run.stdout
+    assert "bench --devices=cpu,gpu" in run.stdout and "--dtype float64" in run.stdout
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing

@@ -243,6 +243,7 @@ def test_config_defaults_are_pinned():
         "device": "auto",
         "solver": "gd",
         "standardize": True,
+        "tf32": False,
     }
 
 
@@ -284,7 +285,7 @@ def test_unknown_config_keys_are_named_with_the_known_ones():
     assert str(caught.value) == (
         "unknown config keys ['learning_rate', 'zeta']; known keys: ['batch_size', 'beta1', "
         "'beta2', 'device', 'dtype', 'epochs', 'eps', 'lr', 'momentum', 'optimizer', 'seed', "
-        "'solver', 'standardize']"
+        "'solver', 'standardize', 'tf32']"
     )
     assert TrainConfig.from_dict({"lr": 0.5}) == TrainConfig(lr=0.5)
 

@@ -257,7 +257,13 @@ def test_resume_refuses_a_bad_optimizer_state_in_one_line(saved):
 def test_resume_refuses_changed_training_flags_by_name(saved, flags, message):
     run = dlport("train", "--resume", str(saved), "--data", "diabetes", *flags)
     assert_one_line_error(run, 2, message)
-    assert "(only --epochs and --device may change)" in run.stderr
+    assert "(only --epochs, --device and --tf32 may change)" in run.stderr
+
+
+def test_a_checkpoint_from_before_tf32_resumes_and_tf32_may_change(saved):
+    resave(saved, lambda p: p["config"].pop("tf32"))  # written before the setting existed
+    run = dlport("train", "--resume", str(saved), "--data", "diabetes", "--tf32", "--epochs", "4")
+    assert run.returncode == 0, run.stderr
 
 
 def test_resume_accepts_flags_equal_to_the_saved_ones_and_a_device(tmp_path, saved, diabetes):

@@ -128,6 +128,7 @@ def _figures(**changes):
         "device": "cpu",
         "dtype": "float32",
         "repeats": 2,
+        "tf32": False,
         "framework_version": "2",
         "status": "ok",
         "peak_rss_mb": 10.0,
@@ -143,7 +144,9 @@ def _figures(**changes):
     return figures | changes
 
 
-ASKED = {k: _figures()[k] for k in ("framework", "workload", "device", "dtype", "repeats")}
+ASKED = {
+    k: _figures()[k] for k in ("framework", "workload", "device", "dtype", "repeats", "tf32")
+}
 
 
 @pytest.mark.parametrize(
@@ -152,6 +155,7 @@ ASKED = {k: _figures()[k] for k in ("framework", "workload", "device", "dtype", 
         ([], "a result is a JSON object, not a list"),
         (_figures(workload="large"), "workload is 'large', not the 'tiny' asked for"),
         (_figures(status="fine"), "status 'fine'"),
+        (_figures(tf32=True), "tf32 is True, not the False asked for"),
         (_figures(trainer={}), "trainer.samples_per_second is not 2 positive"),
         (
             _figures(trainer=_figures()["trainer"] | {"steps_per_second": ["1", "2"]}),
@@ -160,7 +164,7 @@ ASKED = {k: _figures()[k] for k in ("framework", "workload", "device", "dtype", 
         (_figures(idiomatic={"samples_per_second": [1.0]}), "idiomatic.samples_per_second"),
         (_figures(peak_rss_mb=None), "peak_rss_mb"),
     ],
-    ids=["list", "workload", "status", "missing", "strings", "shape", "rss"],
+    ids=["list", "workload", "status", "tf32", "missing", "strings", "shape", "rss"],
 )
 def test_bench_refuses_figures_that_are_not_what_it_asked_for(figures, reason):
     assert check_figures(_figures(), ASKED) == ""

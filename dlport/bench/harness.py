@@ -29,8 +29,19 @@ class Measurement:
 
 
 def run_bench(
-    frameworks, workloads, devices, dtype, repeats, overrides, timeout, out_dir, progress=True
+    frameworks,
+    workloads,
+    devices,
+    dtype,
+    repeats,
+    overrides,
+    timeout,
+    out_dir,
+    progress=True,
+    tf32=True,
 ) -> list[Measurement]:
+    """Every (workload, framework, device) in its own worker. GPU rows are speed runs: float32
+    matmuls may use TF32 there unless ``tf32`` is off (each row records which)."""
     jobs = [
         (w, f, dev)
         for w in workloads
@@ -52,9 +63,11 @@ def run_bench(
                 "device": device,
                 "dtype": dtype,
                 "repeats": repeats,
+                "tf32": tf32 and device == "gpu" and dtype == "float32",
             }
             # --opt=VALUE: a path starting with '-' stays a value.
-            args = [f"--{k}={v}" for k, v in asked.items()] + [f"--json={json_path}"]
+            args = [f"--{k}={v}" for k, v in asked.items() if not isinstance(v, bool)]
+            args += ["--tf32"] * asked["tf32"] + [f"--json={json_path}"]
             outcome = run_json(
                 framework, python, ["dlport.bench.worker", *args], json_path, timeout
             )
@@ -92,6 +105,8 @@ def summarize(measurements: list[Measurement]) -> list[dict]:
             "status": m.status,
             "reason": m.reason,
         }
+        if m.status == "ok":
+            row["tf32"] = m.figures["tf32"]
         if m.status == "ok":
             f, t = m.figures, m.figures["trainer"]
             row |= {

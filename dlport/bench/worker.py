@@ -29,7 +29,9 @@ from dlport.common.standardize import Standardizer
 QUALITY = 1.01  # time to quality: training MSE within 1% of the float64 least-squares optimum
 
 
-def measure(framework: str, workload_name: str, device: str, dtype: str, repeats: int):
+def measure(
+    framework: str, workload_name: str, device: str, dtype: str, repeats: int, tf32: bool = False
+):
     workload = WORKLOADS[workload_name]
     trainer = get_trainer(framework)
     figures = {
@@ -39,6 +41,7 @@ def measure(framework: str, workload_name: str, device: str, dtype: str, repeats
         "device": device,
         "dtype": dtype,
         "repeats": repeats,
+        "tf32": tf32,
     }
     if device not in trainer.devices():
         return figures | {"status": "no-device", "reason": f"{framework} sees no {device}"}
@@ -50,6 +53,7 @@ def measure(framework: str, workload_name: str, device: str, dtype: str, repeats
         batch_size=workload.batch_size,
         dtype=dtype,
         device=device,
+        tf32=tf32,
     )
     runs = [trainer.fit(data, config).timing for _ in range(repeats)]
     figures["trainer"] = {
@@ -209,9 +213,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tf32", action="store_true", help="GPU, float32: allow TF32 matmuls")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
-    figures = measure(args.framework, args.workload, args.device, args.dtype, args.repeats)
+    figures = measure(
+        args.framework, args.workload, args.device, args.dtype, args.repeats, args.tf32
+    )
     write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlport.common.atomic import write_text_atomic
-from dlport.common.config import TrainConfig
+from dlport.common.config import RESUME_MAY_CHANGE, TrainConfig
 from dlport.common.errors import DlportError, Interrupted
 from dlport.common.registry import framework_names
 
@@ -182,6 +182,8 @@ def _config(value: Any, where: str) -> None:
         raise ValueError(f"{where} has unknown keys {unknown}")
     for name, default in _CONFIG_FIELDS.items():
         if name not in value:
+            if name == "tf32":  # checkpoints written before the setting existed ran without
+                continue
             raise ValueError(f"{where}.{name} is missing")
         if not (name == "batch_size" and value[name] is None):  # None: full batch
             _CONFIG_KINDS[type(default)](value[name], f"{where}.{name}")
@@ -363,7 +365,7 @@ def check_resumable(checkpoint: Checkpoint, framework: str, config, data) -> Non
     if config.solver == "exact":
         raise DlportError("the exact solver has nothing to resume; run it again instead")
     check_resume_framework(checkpoint, framework)
-    saved = dict(checkpoint.payload["config"], epochs=config.epochs, device=config.device)
+    saved = checkpoint.payload["config"] | {k: getattr(config, k) for k in RESUME_MAY_CHANGE}
     changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
     if changed:
         raise DlportError(f"resume must keep the checkpoint's settings; these differ: {changed}")

@@ -12,6 +12,8 @@ from dlport.common.errors import DlportError
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu", "auto")
+# Settings a resume may change: they change where and how precisely it runs, not the run.
+RESUME_MAY_CHANGE = ("epochs", "device", "tf32")
 SOLVERS = ("gd", "exact")
 
 
@@ -44,6 +46,9 @@ class TrainConfig:
     device: str = "auto"
     solver: str = "gd"
     standardize: bool = True
+    # NVIDIA GPUs, float32: let matmuls use TF32 (10-bit mantissa products; faster, about 1e-3
+    # relative). Off by default: parity runs keep full float32 (docs/design.md).
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -59,6 +64,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < 1):
                 raise DlportError(f"{name} must be in [0, 1), got {value!r}")
+        if not isinstance(self.tf32, bool) or not isinstance(self.standardize, bool):
+            raise DlportError("tf32 and standardize must be true or false")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise DlportError(f"seed must be a non-negative integer, got {self.seed!r}")
 

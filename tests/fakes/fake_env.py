@@ -56,6 +56,7 @@ def figures(args: list[str]) -> dict:
     return {
         **{k: option(args, k) for k in ("framework", "workload", "device", "dtype")},
         "repeats": n,
+        "tf32": "--tf32" in args,
         "framework_version": "0",
         "status": "ok",
         "trainer": {

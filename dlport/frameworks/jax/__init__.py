@@ -9,3 +9,6 @@ ports import it, each in its own process; ``import dlport`` does not.
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# Full float32 matmuls (predict, lstsq) where XLA's default would use TF32 on NVIDIA GPUs;
+# a --tf32 speed run widens it for its epochs only (epoch.ScanEpochs).
+jax.config.update("jax_default_matmul_precision", "float32")

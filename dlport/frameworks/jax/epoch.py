@@ -55,8 +55,10 @@ class ScanEpochs:
     """Runs ``compile_epoch(step)`` over dlport's batch orders; the state lives on the device and
     the host waits once per epoch, for the loss."""
 
-    def __init__(self, step, state, X, y, batch_size: int, device: str):
+    def __init__(self, step, state, X, y, batch_size: int, device: str, tf32: bool = False):
         self.device = jax_device(device)
+        # XLA's default lets float32 matmuls on NVIDIA GPUs run in TF32; parity needs float32.
+        self.precision = "tensorfloat32" if tf32 else "float32"
         self.state = jax.device_put(state, self.device)
         self.X = jax.device_put(X, self.device)
         self.y = jax.device_put(y, self.device)
@@ -69,5 +71,6 @@ class ScanEpochs:
             full, tail = split_batches(np.asarray(order, dtype=np.int64), self.batch_size)
             full = jax.device_put(full, self.device)
             tail = jax.device_put(tail, self.device) if len(tail) else None
-        self.state, total = self.epoch(self.state, self.X, self.y, full, tail)
+        with jax.default_matmul_precision(self.precision):
+            self.state, total = self.epoch(self.state, self.X, self.y, full, tail)
         return float(total) / len(order)  # the epoch's one host sync

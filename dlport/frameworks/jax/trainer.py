@@ -108,9 +108,8 @@ class JaxRunner(ScanEpochs):
         params = make_params(w0, b0, config.dtype)
         state = (params, self.optimizer.init(params))
         y = y.reshape(-1, 1)  # apply's (n, 1) output shape
-        super().__init__(
-            make_step(self.optimizer), state, X, y, config.batch_size_for(len(y)), device
-        )
+        batch = config.batch_size_for(len(y))
+        super().__init__(make_step(self.optimizer), state, X, y, batch, device, config.tf32)
 
     def params(self):
         params = jax.device_get(self.state[0])

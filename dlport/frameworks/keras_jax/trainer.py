@@ -68,7 +68,8 @@ class KerasJaxRunner(KerasVariablesState, ScanEpochs):
         )
         step = make_step(self.layer, loss, self.optimizer)
         y = y.reshape(-1, 1)  # the layer's (n, 1) output shape
-        super().__init__(step, state, X, y, config.batch_size_for(len(y)), device)
+        batch = config.batch_size_for(len(y))
+        super().__init__(step, state, X, y, batch, device, config.tf32)
 
     def _sync(self) -> None:
         """Write the jitted state back into the Keras variables (Keras' stateless contract)."""

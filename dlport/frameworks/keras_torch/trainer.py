@@ -28,13 +28,7 @@ from dlport.frameworks.keras.parts import (  # noqa: E402
     device_scope,
     make_keras_parts,
 )
-
-
-def _deterministic() -> None:
-    """As the torch port: deterministic kernels, full float32 matmuls on GPU (no TF32)."""
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+from dlport.frameworks.torch.trainer import set_precision  # noqa: E402  (as the torch port)
 
 
 class KerasTorchTrainer(KerasTrainer):
@@ -47,10 +41,10 @@ class KerasTorchTrainer(KerasTrainer):
         return super()._extra_versions() | {"torch": torch.__version__}
 
     def _parity_settings(self) -> None:
-        _deterministic()
+        set_precision()
 
     def _runner(self, X, y, w0, b0, config, device):
-        _deterministic()
+        set_precision(config.tf32)
         return KerasTorchRunner(X, y, w0, b0, config, device)
 
     def _solve_exact(self, X, y, device):

@@ -1,7 +1,9 @@
 """PyTorch trainer: ``nn.Linear``, ``nn.MSELoss``, ``torch.optim`` and ``torch.linalg.lstsq``.
 
 Data and each epoch's batch order live on the device; the epoch loss is summed there, so the
-host waits once per epoch, not once per step.
+host waits once per epoch, not once per step. On a GPU the whole epoch (gather, every step, the
+loss sum) is captured once as a CUDA graph and replayed: one launch per epoch instead of some
+fifteen kernel launches from Python per step.
 """
 
 from __future__ import annotations
@@ -29,17 +31,23 @@ def _torch_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "gpu" else "cpu")
 
 
-def _deterministic() -> None:
+def set_precision(tf32: bool = False) -> None:
+    """Deterministic kernels; full float32 matmuls on GPU (no TF32) unless a speed run asks,
+    as docs/design.md says."""
     torch.use_deterministic_algorithms(True)
-    # Parity runs use full float32 matmuls on GPU (no TF32), as docs/design.md asks.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, config: TrainConfig, capturable: bool = False) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
+        # capturable: the step count lives on the device, as a CUDA graph needs.
         return torch.optim.Adam(
-            params, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
+            params,
+            lr=config.lr,
+            betas=(config.beta1, config.beta2),
+            eps=config.eps,
+            capturable=capturable,
         )
     momentum = 0.0 if config.optimizer == "sgd" else config.momentum
     return torch.optim.SGD(
@@ -66,8 +74,9 @@ class TorchTrainer(TrainerBase):
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
     def _runner(self, X, y, w0, b0, config, device):
-        _deterministic()
-        return TorchRunner(X, y, w0, b0, config, _torch_device(device))
+        set_precision(config.tf32)
+        runner = CudaGraphRunner if device == "gpu" else TorchRunner
+        return runner(X, y, w0, b0, config, _torch_device(device))
 
     def _solve_exact(self, X, y, device):
         dev = _torch_device(device)
@@ -104,6 +113,8 @@ class TorchTrainer(TrainerBase):
 
 
 class TorchRunner:
+    capturable = False
+
     def __init__(self, X, y, w0, b0, config: TrainConfig, device: torch.device):
         dtype = _DTYPES[config.dtype]
         self.device = device
@@ -111,21 +122,24 @@ class TorchRunner:
         self.y = torch.from_numpy(y).to(device).unsqueeze(1)
         self.model = make_linear(w0, b0, dtype, device)
         self.loss_fn = nn.MSELoss()
-        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.optimizer = make_optimizer(self.model.parameters(), config, self.capturable)
         self.batch_size = config.batch_size_for(len(y))
         self.total = torch.zeros((), dtype=dtype, device=device)
 
     def run_epoch(self, order: np.ndarray) -> float:
+        self.train_epoch(torch.from_numpy(order).to(self.device))
+        return self.total.item() / len(order)
+
+    def train_epoch(self, order: torch.Tensor) -> None:
+        """Every step of one epoch over ``order``, the loss total left in ``self.total``."""
         if self.batch_size >= len(order):  # full batch: the natural order, nothing to gather
             X, y = self.X, self.y
         else:  # one gather per epoch; batches are views (cheaper than two gathers per step)
-            order_t = torch.from_numpy(order).to(self.device)
-            X, y = self.X[order_t], self.y[order_t]
+            X, y = self.X.index_select(0, order), self.y.index_select(0, order)
         self.total.zero_()
         for xb, yb in zip(X.split(self.batch_size), y.split(self.batch_size), strict=True):
             loss = self.step(xb, yb)
             self.total.add_(loss.detach(), alpha=len(xb))
-        return self.total.item() / len(order)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -160,3 +174,49 @@ class TorchRunner:
     def params(self):
         w = self.model.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
         return w, float(self.model.bias.detach().cpu().item())
+
+
+class CudaGraphRunner(TorchRunner):
+    """The epoch as one CUDA graph (torch.cuda.graphs' whole-network capture): the order is
+    copied into a static buffer, the graph replays the gather, every step and the loss sum.
+
+    Capture needs a few warm-up steps on a side stream first (lazy cuBLAS and optimizer state);
+    they are undone, parameters and optimizer state copied back in place, so the run trains
+    exactly as the eager loop would.
+    """
+
+    capturable = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order = torch.empty(len(self.y), dtype=torch.int64, device=self.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        self.order.copy_(torch.from_numpy(order))
+        if self.graph is None:
+            self.graph = self._capture()
+        self.graph.replay()
+        return self.total.item() / len(order)
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        params = [p.detach().clone() for p in self.model.parameters()]
+        state = {p: {k: v.clone() for k, v in s.items()} for p, s in self.optimizer.state.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            batch = self.X[: self.batch_size], self.y[: self.batch_size]
+            for _ in range(3):
+                self.step(*batch)
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():  # undo the warm-up: a fresh optimizer's state is zeros
+            for p, saved in zip(self.model.parameters(), params, strict=True):
+                p.copy_(saved)
+            for p, slots in self.optimizer.state.items():
+                for k, v in slots.items():
+                    if isinstance(v, torch.Tensor):
+                        v.copy_(state[p][k]) if k in state.get(p, {}) else v.zero_()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.train_epoch(self.order)
+        return graph
