@@ -103,6 +103,9 @@ def plan(frameworks: list[str], out: Path, parity_dir: Path) -> list[tuple[str, 
         args = ["compare", "--data", data, "--device", "gpu", *flags]
         args += ["--out", str(parity_dir / label)]
         steps.append((f"parity {label}", dlport_command(args, frameworks)))
+    if "torch" in frameworks:
+        graphs = [sys.executable, str(ROOT / "bench" / "torch_graphs.py")]
+        steps.append(("torch eager vs CUDA graph", graphs))
     bench = ["bench", "--devices=cpu,gpu", f"--workloads={WORKLOADS}", "--repeats=3"]
     bench += ["--timeout=240", f"--out={out}"]
     steps.append(("bench", dlport_command(bench, frameworks)))
@@ -162,18 +165,25 @@ def main() -> int:
             print(f"  {label}: {shlex.join(command)}")
         return 0
     parity_dir.mkdir(parents=True, exist_ok=True)
-    failed = []
+    failed, graphs = [], []
     for label, command in steps:
         print(f"== {label} ({time.monotonic() - started:.0f} s in)", flush=True)
-        code = subprocess.run(command, env=child_env(), cwd=ROOT).returncode
-        if code and not label.endswith("tf32"):
-            failed.append(f"{label} (exit {code})")
+        run = subprocess.run(command, env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        print(run.stdout, end="", flush=True)
+        if label.startswith("torch eager"):
+            graphs = run.stdout.strip().splitlines()
+        if run.returncode and not label.endswith("tf32"):
+            failed.append(f"{label} (exit {run.returncode})")
     summary = [f"# GPU run: {gpu}", "", f"python {sys.version.split()[0]}; frameworks here:", ""]
     for name, p in probes.items():
         state = "cpu, gpu" if name in runnable else p.get("reason") or f"devices {p['devices']}"
         summary.append(f"- {name}: {state}")
     summary += ["", "## Parity on the GPU (NumPy reference on the CPU)", ""]
     summary += parity_summary(parity_dir)
+    summary += ["", "## torch: eager steps against the CUDA graph (float32, TF32)", ""]
+    summary += [f"- {line}" for line in graphs]
+    for data in parity_dir.glob("*/data.npz"):  # the synthetic case's 14 MB: its spec remakes it
+        data.unlink()
     took = time.monotonic() - started
     summary += ["", f"Took {took:.0f} s. Failed: {', '.join(failed) or 'none'}."]
     (parity_dir / "summary.md").write_text("\n".join(summary) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 # cuBLAS needs this before CUDA starts for deterministic algorithms (no effect on CPU).
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -204,7 +205,9 @@ class CudaGraphRunner(TorchRunner):
         state = {p: {k: v.clone() for k, v in s.items()} for p, s in self.optimizer.state.items()}
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        with torch.cuda.stream(side), warnings.catch_warnings():
+            # capturable Adam warns when it steps uncaptured: these steps are meant to be
+            warnings.simplefilter("ignore", UserWarning)
             batch = self.X[: self.batch_size], self.y[: self.batch_size]
             for _ in range(3):
                 self.step(*batch)
