@@ -9,7 +9,7 @@ from dlport.common.batching import epoch_order, iter_batches
 from dlport.common.config import TrainConfig
 from dlport.common.init import initial_params
 from dlport.common.standardize import Standardizer
-from dlport.frameworks.torch.trainer import TorchRunner, make_linear, make_optimizer
+from dlport.frameworks.torch.trainer import TorchRunner, graphed, make_linear, make_optimizer
 
 
 def test_float64_end_to_end(diabetes):
@@ -41,3 +41,21 @@ def test_runner_equals_a_plain_torch_loop(diabetes):
         runner.run_epoch(epoch_order(len(y), config.seed, epoch, 32))
     assert torch.equal(runner.model.weight, model.weight)
     assert torch.equal(runner.model.bias, model.bias)
+
+
+def test_gpu_epochs_replay_as_a_cuda_graph_except_float64_adam():
+    gpu = TrainConfig(device="gpu")
+    assert graphed(gpu.replace(optimizer="momentum"), "gpu")
+    assert graphed(gpu.replace(optimizer="adam", dtype="float32"), "gpu")
+    assert not graphed(gpu.replace(optimizer="adam", dtype="float64"), "gpu")
+    assert not graphed(TrainConfig(device="cpu"), "cpu")
+
+
+def test_tf32_is_off_unless_a_run_asks(diabetes):
+    from dlport.frameworks.torch.trainer import TorchTrainer
+
+    trainer = TorchTrainer()
+    trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu", tf32=True))
+    assert torch.backends.cuda.matmul.allow_tf32
+    trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu"))
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
