@@ -59,3 +59,22 @@ def test_tf32_is_off_unless_a_run_asks(diabetes):
     assert torch.backends.cuda.matmul.allow_tf32
     trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu"))
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+def test_small_steps_run_on_one_thread_and_the_callers_setting_comes_back(diabetes):
+    from dlport.frameworks.torch.trainer import ONE_THREAD_BELOW, cpu_threads
+
+    assert cpu_threads(256, 16, 8) == 1
+    assert cpu_threads(ONE_THREAD_BELOW, 1, 8) == 8
+    seen = []
+    X, y = (a.astype(np.float32) for a in (diabetes.X, diabetes.y))
+    runner = TorchRunner(X, y, np.zeros(X.shape[1]), 0.0, TrainConfig(dtype="float32"), "cpu")
+    step = runner.step
+    runner.step = lambda xb, yb: seen.append(torch.get_num_threads()) or step(xb, yb)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runner.run_epoch(np.arange(len(y)))
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
