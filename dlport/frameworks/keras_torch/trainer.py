@@ -28,7 +28,7 @@ from dlport.frameworks.keras.parts import (  # noqa: E402
     device_scope,
     make_keras_parts,
 )
-from dlport.frameworks.torch.trainer import set_precision  # noqa: E402  (as the torch port)
+from dlport.frameworks.torch.trainer import set_precision, step_threads  # noqa: E402
 
 
 class KerasTorchTrainer(KerasTrainer):
@@ -71,8 +71,9 @@ class KerasTorchRunner(KerasVariablesState):
             index = torch.from_numpy(order).to(self.X.device)
             X, y = self.X[index], self.y[index]
         self.total.zero_()
-        for xb, yb in zip(X.split(self.batch_size), y.split(self.batch_size), strict=True):
-            self.total.add_(self.step(xb, yb).detach(), alpha=len(xb))
+        with step_threads(self.batch_size, X.shape[1]):  # as the torch port
+            for xb, yb in zip(X.split(self.batch_size), y.split(self.batch_size), strict=True):
+                self.total.add_(self.step(xb, yb).detach(), alpha=len(xb))
         return self.total.item() / len(order)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:

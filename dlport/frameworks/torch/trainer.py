@@ -8,6 +8,7 @@ fifteen kernel launches from Python per step.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -73,6 +74,18 @@ ONE_THREAD_BELOW = 1 << 20
 
 def cpu_threads(batch_size: int, features: int, default: int) -> int:
     return 1 if batch_size * features < ONE_THREAD_BELOW else default
+
+
+@contextlib.contextmanager
+def step_threads(batch_size: int, features: int):
+    """``cpu_threads`` intra-op threads meanwhile; they are process-wide, so the caller's
+    setting comes back after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads(batch_size, features, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def graphed(config: TrainConfig, device: str) -> bool:
@@ -149,13 +162,9 @@ class TorchRunner:
         self.total = torch.zeros((), dtype=dtype, device=device)
 
     def run_epoch(self, order: np.ndarray) -> float:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cpu_threads(self.batch_size, self.X.shape[1], threads))
-        try:
+        with step_threads(self.batch_size, self.X.shape[1]):
             self.train_epoch(torch.from_numpy(order).to(self.device))
             return self.total.item() / len(order)
-        finally:  # intra-op threads are process-wide: the caller's setting comes back
-            torch.set_num_threads(threads)
 
     def train_epoch(self, order: torch.Tensor) -> None:
         """Every step of one epoch over ``order``, the loss total left in ``self.total``."""
