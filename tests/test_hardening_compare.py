@@ -144,9 +144,7 @@ def _figures(**changes):
     return figures | changes
 
 
-ASKED = {
-    k: _figures()[k] for k in ("framework", "workload", "device", "dtype", "repeats", "tf32")
-}
+ASKED = {k: _figures()[k] for k in ("framework", "workload", "device", "dtype", "repeats", "tf32")}
 
 
 @pytest.mark.parametrize(

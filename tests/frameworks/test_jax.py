@@ -71,3 +71,16 @@ def test_export_is_flax_msgpack_of_a_dense_layers_params(tmp_path):
     params = flax.serialization.from_bytes(target, path.read_bytes())
     assert params["kernel"].dtype == np.float64
     assert params["kernel"].ravel().tolist() == [1.0, -2.0] and params["bias"].tolist() == [0.5]
+
+
+def test_float32_matmuls_stay_float32_unless_a_run_asks_for_tf32(diabetes):
+    """XLA's default may use TF32 on NVIDIA GPUs: the package sets float32, a --tf32 run widens
+    it for its own epochs only."""
+    assert jax.config.jax_default_matmul_precision == "float32"
+    X, y = diabetes.X.astype(np.float32), diabetes.y.astype(np.float32)
+    for tf32, precision in ((False, "float32"), (True, "tensorfloat32")):
+        config = TrainConfig(dtype="float32", tf32=tf32)
+        runner = JaxRunner(X, y, np.zeros(X.shape[1]), 0.0, config, "cpu")
+        assert runner.precision == precision
+        runner.run_epoch(epoch_order(len(y), 0, 0, 32))
+    assert jax.config.jax_default_matmul_precision == "float32"

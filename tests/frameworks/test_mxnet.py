@@ -70,7 +70,7 @@ def test_l2loss_weight_two_gives_the_mse_gradient(diabetes):
         np.testing.assert_allclose(loss.asnumpy(), factor * residual**2, rtol=1e-12)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
 def test_runner_equals_the_textbook_gluon_loop(diabetes, optimizer):
     """The fast path (hybridized, summed loss, epoch buffers) changes no number."""
     config = TrainConfig(optimizer=optimizer, epochs=3)

@@ -175,3 +175,11 @@ def test_cli_prints_nothing_of_tensorflow(tmp_path):
     assert proc.stderr == ""
     assert proc.stdout.startswith(f"tensorflow {tf.__version__} on ")
     assert json.loads(out.read_text())["versions"]["keras"] == keras.__version__
+
+
+def test_tf32_is_off_unless_a_run_asks(diabetes):
+    trainer = TensorFlowTrainer()
+    trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu", tf32=True))
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+    trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu"))
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()

@@ -36,6 +36,11 @@ from dlport.frameworks.keras.parts import (  # noqa: E402
 # XLA compiles the whole epoch loop into one native program. Measured on 2 CPU cores (n=100k,
 # d=16, batch 256): the epoch call ran 3.5-4x faster than the graph executor runs it, and
 # float64 parity stays at ~1e-15. The cost: ~0.5 s of compilation in each run's first epoch.
+# Not for every shape: on n=2M, d=64, batch 8192 the graph executor ran 1.3x faster (7.2-7.8M
+# against 5.5-6.3M samples/s; system time under 0.03 s per 0.3 s epoch in both): XLA's per-step
+# gather of the batch costs ~400 us against ~250 us for TF's kernel. At 2 MiB batches d=16, 32
+# and 128 ran 1.2-1.5x faster with XLA and d=256 slower, so no batch-size rule picks the faster
+# one; gathering each epoch once instead (512 MB, then slices) was slower in both executors.
 JIT_COMPILE = True
 
 _TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
@@ -54,14 +59,16 @@ def _quiet() -> None:
 _quiet()
 
 
-def parity_settings() -> None:
-    """Deterministic ops, and full-precision float32 matmuls (no TF32 on GPU), per docs/design.md.
+def parity_settings(tf32: bool = False) -> None:
+    """Deterministic ops, and full-precision float32 matmuls (no TF32 on GPU) unless a speed
+    run asks, per docs/design.md.
 
-    Process-wide and one-way by TF's design (there is no public "disable"), so set when dlport
-    first computes, not on import; once on, unseeded random ops raise until a seed is set.
+    Determinism is process-wide and one-way by TF's design (there is no public "disable"), so
+    set when dlport first computes, not on import; once on, unseeded random ops raise until a
+    seed is set.
     """
     tf.config.experimental.enable_op_determinism()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
 
 
 class TensorFlowTrainer(KerasTrainer):
@@ -77,7 +84,7 @@ class TensorFlowTrainer(KerasTrainer):
         parity_settings()
 
     def _runner(self, X, y, w0, b0, config, device):
-        parity_settings()
+        parity_settings(config.tf32)
         return TensorFlowRunner(X, y, w0, b0, config, device)
 
     def _solve_exact(self, X, y, device):
