@@ -268,6 +268,8 @@ def test_config_defaults_are_pinned():
         ),
         ({"dtype": "float16"}, "unknown dtype 'float16'; choose one of: float32, float64"),
         ({"device": "tpu"}, "unknown device 'tpu'; choose one of: cpu, gpu, auto"),
+        ({"tf32": 1}, "tf32 and standardize must be true or false"),
+        ({"standardize": "no"}, "tf32 and standardize must be true or false"),
     ],
     ids=lambda v: (
         "-".join(f"{k}-{v[k]}" for k in v).replace(".", "_") if isinstance(v, dict) else ""

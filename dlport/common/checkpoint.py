@@ -173,6 +173,8 @@ def _record(fields: dict[str, Check]) -> Check:
 
 _CONFIG_FIELDS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _CONFIG_KINDS = {bool: _flag, int: _integer, float: _number, str: _string}
+# Settings newer than the first checkpoints: one without them ran with the default.
+_CONFIG_ADDED_LATER = ("tf32",)
 
 
 def _config(value: Any, where: str) -> None:
@@ -181,11 +183,9 @@ def _config(value: Any, where: str) -> None:
     if unknown:
         raise ValueError(f"{where} has unknown keys {unknown}")
     for name, default in _CONFIG_FIELDS.items():
-        if name not in value:
-            if name == "tf32":  # checkpoints written before the setting existed ran without
-                continue
+        if name not in value and name not in _CONFIG_ADDED_LATER:
             raise ValueError(f"{where}.{name} is missing")
-        if not (name == "batch_size" and value[name] is None):  # None: full batch
+        if name in value and not (name == "batch_size" and value[name] is None):  # None: full
             _CONFIG_KINDS[type(default)](value[name], f"{where}.{name}")
     try:
         TrainConfig(**value)
