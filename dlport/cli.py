@@ -161,10 +161,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
         "--data",
         required=required,
         default=None if required else "diabetes",
-        help="a .csv (header row) or .npz (X, y) file, 'diabetes', or "
-        "'synthetic:n=1000,d=8,noise=0.1,seed=0'",
+        help="a .csv (header row), .npz (X, y), .parquet (or a folder of Parquet parts), "
+        ".feather or .arrow file, 'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'",
     )
-    parser.add_argument("--target", help="CSV target column (default: the last column)")
+    parser.add_argument("--target", help="target column by name (default: the last column)")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:

@@ -1,4 +1,5 @@
-"""Loading and validating datasets: CSV, NPZ, the bundled ``diabetes`` data and ``synthetic:...``.
+"""Loading and validating datasets: CSV, NPZ, Parquet and Feather/Arrow (``arrow.py``), pandas
+DataFrames and pyarrow Tables, the bundled ``diabetes`` data and ``synthetic:...``.
 
 Everything becomes float64 NumPy arrays here; frameworks cast to their dtype themselves.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlport.common import arrow
 from dlport.common.atomic import write_bytes_atomic
 from dlport.common.errors import DlportError
 
@@ -52,23 +54,29 @@ class Dataset:
         return self.X.shape[1]
 
 
-def load_dataset(spec: str, target: str | None = None) -> Dataset:
-    """Load ``spec``: a .csv or .npz file, ``diabetes``, or ``synthetic:n=..,d=..,noise=..,seed=..``
-    (``synthetic`` alone: the defaults). An existing file always wins, even one named ``diabetes``.
+def load_dataset(spec, target: str | None = None) -> Dataset:
+    """Load ``spec``: a .csv, .npz, .parquet (or a directory of Parquet parts), .feather or
+    .arrow file, ``diabetes``, ``synthetic:n=..,d=..,noise=..,seed=..`` (``synthetic`` alone:
+    the defaults), or a pandas DataFrame or pyarrow Table. An existing file always wins, even
+    one named ``diabetes``.
     """
-    spec = spec.strip()
+    if not isinstance(spec, (str, os.PathLike)):
+        return _from_table(arrow.as_table(spec), type(spec).__name__, target)
+    spec = str(spec).strip()
     path = Path(spec)
+    if arrow.is_arrow_path(path):
+        return _from_table(arrow.read_table(path), str(path), target)
     if path.is_file():
         if path.suffix.lower() == ".npz":
             return _from_npz(path)[0]
         source = f"./{spec}" if spec in BUNDLED else str(path)  # not the bundled set's name
-        return _from_csv_bytes(_read_file(path), source, target)
+        return _from_columns(*_read_csv(_read_file(path), source), source, target)
     if spec in BUNDLED:
-        return _from_csv_bytes(_bundled(spec), spec, target)
+        return _from_columns(*_read_csv(_bundled(spec), spec), spec, target)
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return make_synthetic(spec)
     raise DlportError(
-        f"data file not found: {spec}; give a .csv or .npz path, 'diabetes', "
+        f"data file not found: {spec}; give a .csv, .npz, .parquet or .feather path, 'diabetes', "
         "or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
     )
 
@@ -212,8 +220,17 @@ def _checked_names(names: list[str], source: str) -> list[str]:
     return names
 
 
-def _from_csv_bytes(raw: bytes, source: str, target: str | None) -> Dataset:
-    header, values = _read_csv(raw, source)
+def _table_values(table, source: str) -> tuple[list[str], np.ndarray]:
+    need = 8 * table.num_rows * table.num_columns
+    _check_memory(need, source, " (its values as float64)", "use a smaller file")
+    return arrow.table_values(table, source, _checked_names)
+
+
+def _from_table(table, source: str, target: str | None) -> Dataset:
+    return _from_columns(*_table_values(table, source), source, target)
+
+
+def _from_columns(header: list[str], values: np.ndarray, source: str, target: str | None):
     if len(header) < 2:
         raise DlportError(f"{source} needs at least two columns (features and a target)")
     target = header[-1] if target is None else target
@@ -240,6 +257,8 @@ def load_features(
             return _by_count(data, spec, feature_names), data.y if has_y else None
         header = [*data.feature_names, *([data.target_name] if has_y else [])]
         values = np.column_stack([data.X, data.y]) if has_y else data.X
+    elif arrow.is_arrow_path(path):
+        header, values = _table_values(arrow.read_table(path), spec)
     elif path.is_file() or spec in BUNDLED:
         raw = _read_file(path) if path.is_file() else _bundled(spec)
         header, values = _read_csv(raw, spec)

@@ -1,0 +1,91 @@
+"""Columnar input through pyarrow: Parquet (a file, or a directory of part files as Spark and
+pandas write them), Feather / Arrow IPC files, and in-memory pyarrow Tables or pandas DataFrames.
+
+pyarrow is imported when such data is read, never by ``import dlport``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlport.common.errors import DlportError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+IPC_SUFFIXES = (".feather", ".arrow")
+
+
+def is_arrow_path(path: Path) -> bool:
+    """A Parquet or Feather/Arrow file, or a directory of Parquet part files."""
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return suffix in PARQUET_SUFFIXES or any(path.glob("*.parquet"))
+    return path.is_file() and suffix in PARQUET_SUFFIXES + IPC_SUFFIXES
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+    except ImportError:
+        raise DlportError(
+            "reading Parquet, Feather or Arrow data needs pyarrow; pip install pyarrow"
+        ) from None
+    return pyarrow
+
+
+def read_table(path: Path):
+    """The file (or directory of part files) as one pyarrow Table."""
+    pa = _pyarrow()
+    kind = "Feather/Arrow" if path.suffix.lower() in IPC_SUFFIXES else "Parquet"
+    try:
+        if kind == "Parquet":
+            import pyarrow.parquet as pq
+
+            # A file read as itself, not as a dataset: duplicate column names reach our check.
+            return pq.read_table(path) if path.is_dir() else pq.ParquetFile(path).read()
+        import pyarrow.feather as feather
+
+        return feather.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DlportError(f"cannot read {path} as {kind} ({detail})") from None
+
+
+def as_table(data):
+    """A pyarrow Table from a Table or a pandas DataFrame (its index is not a column)."""
+    pa = _pyarrow()
+    if isinstance(data, pa.Table):
+        return data
+    if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise DlportError(f"cannot read the DataFrame ({exc})") from None
+    raise DlportError(
+        f"cannot load a {type(data).__name__}; give a path, a pandas DataFrame or a pyarrow Table"
+    )
+
+
+def table_values(table, source: str, check_names) -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values, every column numeric and complete, like a CSV's."""
+    pa = _pyarrow()
+    names = check_names([str(name) for name in table.column_names], source)
+    if table.num_rows == 0:
+        raise DlportError(f"{source} has columns but no rows")
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    for name, column in zip(names, table.columns, strict=True):
+        if not any(is_kind(column.type) for is_kind in numeric):
+            raise DlportError(
+                f"{source}, column {name!r}: type {column.type} is not a number; "
+                "dlport needs numeric columns"
+            )
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DlportError(
+                f"{source}, column {name!r}: data row {row + 1} is empty; drop or impute those rows"
+            )
+    values = np.empty((table.num_rows, len(names)), dtype=np.float64)
+    for j, column in enumerate(table.columns):
+        values[:, j] = column.to_numpy(zero_copy_only=False)
+    return names, values

@@ -1,0 +1,101 @@
+"""Parquet, Feather/Arrow, pyarrow Tables and pandas DataFrames: the same data as the CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+from test_cli import assert_one_line_error, checkpoint, dlport  # noqa: F401  (a fixture)
+
+from dlport.common.data import load_dataset
+from dlport.common.errors import DlportError
+
+
+@pytest.fixture
+def diabetes_table(diabetes):
+    columns = dict(zip(diabetes.feature_names, diabetes.X.T, strict=True))
+    return pa.table(columns | {diabetes.target_name: diabetes.y})
+
+
+def same_data(a, b):
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert (a.feature_names, a.target_name) == (b.feature_names, b.target_name)
+
+
+def test_parquet_feather_and_a_table_give_the_csvs_data(tmp_path, diabetes, diabetes_table):
+    pq.write_table(diabetes_table, tmp_path / "d.parquet")
+    feather.write_feather(diabetes_table, tmp_path / "d.feather")
+    for spec in (tmp_path / "d.parquet", str(tmp_path / "d.feather"), diabetes_table):
+        data = load_dataset(spec)
+        same_data(data, diabetes)
+    assert load_dataset(diabetes_table).source == "Table"
+
+
+def test_a_folder_of_parquet_parts_is_one_dataset(tmp_path, diabetes, diabetes_table):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(diabetes_table.slice(0, 200), folder / "part-0.parquet")
+    pq.write_table(diabetes_table.slice(200), folder / "part-1.parquet")
+    same_data(load_dataset(str(folder)), diabetes)
+
+
+def test_a_dataframe_and_its_named_target(diabetes, diabetes_table):
+    pandas = pytest.importorskip("pandas")  # installed in the core env
+    frame = pandas.DataFrame(diabetes_table.to_pydict(), index=np.arange(442) + 1000)
+    data = load_dataset(frame, target="bmi")
+    assert data.target_name == "bmi" and "bmi" not in data.feature_names
+    np.testing.assert_array_equal(data.y, diabetes.X[:, 2])
+    assert data.X.shape == (442, 10)  # the index is not a column
+
+
+def test_training_on_parquet_equals_training_on_the_csv(tmp_path, diabetes_table):
+    path = tmp_path / "d.parquet"
+    pq.write_table(diabetes_table, path)
+    runs = [
+        dlport("train", "--data", spec, "--epochs", "3", "--json", "-")
+        for spec in ("diabetes", str(path))
+    ]
+    assert all(run.returncode == 0 for run in runs), runs[1].stderr
+    import json
+
+    a, b = (json.loads(run.stdout) for run in runs)
+    assert a["weights"] == b["weights"] and a["bias"] == b["bias"]
+
+
+def test_predict_reads_parquet_columns_by_name(tmp_path, checkpoint, diabetes_table):  # noqa: F811
+    path = tmp_path / "features.parquet"
+    pq.write_table(diabetes_table.select(list(reversed(diabetes_table.column_names[:10]))), path)
+    by_name = dlport("predict", "--checkpoint", str(checkpoint), "--data", str(path))
+    full = dlport("predict", "--checkpoint", str(checkpoint), "--data", "diabetes")
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout == full.stdout
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pa.table({"a": [1.0, 2.0], "y": ["x", "z"]}), "column 'y': type string is not a number"),
+        (pa.table({"a": [1.0, None, 3.0], "y": [1, 2, 3]}), "column 'a': data row 2 is empty"),
+        (pa.table({"a": pa.array([], pa.float64()), "y": pa.array([], pa.int64())}), "no rows"),
+        (pa.table([[1.0], [2.0]], names=["y", "y"]), "duplicate column name(s) 'y'"),
+        (pa.table({"a": [1.0, float("nan")], "y": [1, 2]}), "features contain NaN or inf"),
+    ],
+    ids=["text", "null", "empty", "duplicate", "nan"],
+)
+def test_bad_columns_are_refused_in_one_line(tmp_path, table, message):
+    with pytest.raises(DlportError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_dataset(table)
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table, path)
+    assert_one_line_error(dlport("train", "--data", str(path)), 2, message)
+
+
+def test_a_file_that_is_not_parquet_and_an_unknown_object(tmp_path):
+    path = tmp_path / "fake.parquet"
+    path.write_text("a,y\n1,2\n")
+    assert_one_line_error(dlport("train", "--data", str(path)), 2, f"cannot read {path} as Parquet")
+    with pytest.raises(DlportError, match="cannot load a list; give a path, a pandas DataFrame"):
+        load_dataset([[1.0, 2.0]])
