@@ -7,6 +7,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli import assert_one_line_error, checkpoint, dlport  # noqa: F401  (a fixture)
 
 from dlport.common.data import load_dataset
@@ -99,3 +101,48 @@ def test_a_file_that_is_not_parquet_and_an_unknown_object(tmp_path):
     assert_one_line_error(dlport("train", "--data", str(path)), 2, f"cannot read {path} as Parquet")
     with pytest.raises(DlportError, match="cannot load a list; give a path, a pandas DataFrame"):
         load_dataset([[1.0, 2.0]])
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+cells = st.one_of(
+    finite.map(repr),
+    st.integers(-(10**18), 10**18).map(str),
+    finite.map(lambda v: f"{v:.6e}"),
+    finite.map(lambda v: f'"{v!r}"'),  # quoted numbers are numbers to both
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 20), st.integers(2, 5)),
+    data=st.data(),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    blank_lines=st.booleans(),
+)
+def test_pyarrows_csv_reading_equals_dlports_parser(shape, data, newline, bom, blank_lines):
+    from dlport.common import arrow
+    from dlport.common.data import _parse_csv
+
+    rows, columns = shape
+    lines = [",".join(f" c{j} " for j in range(columns))]
+    lines += [
+        ",".join(data.draw(st.lists(cells, min_size=columns, max_size=columns)))
+        for _ in range(rows)
+    ]
+    if blank_lines:
+        lines.insert(2, "")
+    raw = (b"\xef\xbb\xbf" if bom else b"") + (newline.join(lines) + newline).encode()
+    fast = arrow.csv_values(raw)
+    names, values = _parse_csv(raw, "t.csv")
+    if fast is not None:  # None: pyarrow saw something not plainly numeric; ours reads it
+        assert fast[0] == names
+        np.testing.assert_array_equal(fast[1], values)
+
+
+def test_text_true_false_and_empty_cells_leave_pyarrow_for_the_exact_parser():
+    from dlport.common import arrow
+
+    assert arrow.csv_values(b"a,b\n1,2\n3,4\n")[1].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    for raw in (b"a,b\n1,x\n", b"a,b\ntrue,1\n", b"a,b\n1,\n", b"a,b\n", b"a,b\n1,2,3\n"):
+        assert arrow.csv_values(raw) is None

@@ -156,7 +156,16 @@ def make_synthetic(spec: str) -> Dataset:
 
 
 def _read_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
-    """Header and float64 values of a CSV, every cell numeric, every row complete."""
+    """Header and float64 values of a CSV, every cell numeric, every row complete: pyarrow's
+    parser where the file is plainly numeric, else ours, which names what is wrong."""
+    fast = arrow.csv_values(raw)
+    if fast is not None:
+        return _checked_names(fast[0], source), fast[1]
+    return _parse_csv(raw, source)
+
+
+def _parse_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
+    """Python's csv module, a cell at a time: slow, exact about the line and cell it refuses."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
