@@ -223,23 +223,40 @@ def _descend(runner, config, n, batch, first, history, bar, saver, stop_when, st
     return first_epoch
 
 
+# Rows standardized at a time: the float64 temporaries stay a few MB, whatever the data's size.
+_ROWS_PER_BLOCK = 1 << 15
+
+
 def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
-    """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them."""
+    """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them.
+
+    X is standardized a block of rows at a time, in float64 as ``scaler.transform`` does, and
+    written straight into the training dtype: one output array, no float64 copy of the data.
+    """
+    n, d = data.X.shape
+    Xs = np.empty((n, d), dtype=config.dtype)
+    finite, largest = True, 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        Xs, ys = scaler.transform(data.X, data.y)
-    if not (np.isfinite(Xs).all() and np.isfinite(ys).all()):
+        ys = (data.y - scaler.y_mean) / scaler.y_scale
+        for start in range(0, n, _ROWS_PER_BLOCK):
+            block = (data.X[start : start + _ROWS_PER_BLOCK] - scaler.x_mean) / scaler.x_scale
+            finite = finite and bool(np.isfinite(block).all())
+            if finite:
+                largest = max(largest, float(np.abs(block).max()))
+            Xs[start : start + _ROWS_PER_BLOCK] = block  # an overflow is refused below
+    if not (finite and np.isfinite(ys).all()):
         raise DlportError(
             f"{data.source}: values too large to standardize in float64; rescale the data"
         )
     limit = float(np.finfo(config.dtype).max)
-    largest = max(float(np.abs(Xs).max()), float(np.abs(ys).max()))
+    largest = max(largest, float(np.abs(ys).max()))
     if largest > limit:
         hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
         raise DlportError(
             f"{data.source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
             f"(max {limit:.3g}); {hint}"
         )
-    return Xs.astype(config.dtype), ys.astype(config.dtype)
+    return Xs, ys.astype(config.dtype)
 
 
 def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:
