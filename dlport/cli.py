@@ -161,7 +161,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
         "--data",
         required=required,
         default=None if required else "diabetes",
-        help="a .csv (header row), .npz (X, y), .parquet (or a folder of Parquet parts), "
+        help="a .csv or .csv.gz (header row), .npz (X, y), .parquet (or a folder of parts), "
         ".feather or .arrow file, 'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'",
     )
     parser.add_argument("--target", help="target column by name (default: the last column)")

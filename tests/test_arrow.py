@@ -146,3 +146,17 @@ def test_text_true_false_and_empty_cells_leave_pyarrow_for_the_exact_parser():
     assert arrow.csv_values(b"a,b\n1,2\n3,4\n")[1].tolist() == [[1.0, 2.0], [3.0, 4.0]]
     for raw in (b"a,b\n1,x\n", b"a,b\ntrue,1\n", b"a,b\n1,\n", b"a,b\n", b"a,b\n1,2,3\n"):
         assert arrow.csv_values(raw) is None
+
+
+def test_a_gzipped_csv_is_the_csv_and_a_broken_one_is_refused(tmp_path, diabetes):
+    import gzip
+    from importlib import resources
+
+    from dlport.datasets import __name__ as package  # the bundled CSV's bytes
+
+    raw = resources.files(package).joinpath("diabetes.csv").read_bytes()
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(raw))
+    same_data(load_dataset(str(tmp_path / "d.csv.gz")), diabetes)
+    (tmp_path / "bad.csv.gz").write_bytes(gzip.compress(raw)[:-30])
+    run = dlport("train", "--data", str(tmp_path / "bad.csv.gz"))
+    assert_one_line_error(run, 2, "cannot decompress")

@@ -232,7 +232,7 @@ def test_csv_refusals_are_exact(tmp_path, content, message):
 
 def test_file_and_spec_refusals_are_exact(tmp_path):
     assert refused(load_dataset, " /no/such.csv ") == (
-        "data file not found: /no/such.csv; give a .csv, .npz, .parquet or .feather path, "
+        "data file not found: /no/such.csv; give a .csv(.gz), .npz, .parquet or .feather path, "
         "'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
     )
     assert refused(load_dataset, "synthetic:n=5,q=3") == (

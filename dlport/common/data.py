@@ -7,10 +7,12 @@ Everything becomes float64 NumPy arrays here; frameworks cast to their dtype the
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import os
 import zipfile
+import zlib
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -76,8 +78,8 @@ def load_dataset(spec, target: str | None = None) -> Dataset:
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return make_synthetic(spec)
     raise DlportError(
-        f"data file not found: {spec}; give a .csv, .npz, .parquet or .feather path, 'diabetes', "
-        "or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
+        f"data file not found: {spec}; give a .csv(.gz), .npz, .parquet or .feather path, "
+        "'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
     )
 
 
@@ -86,11 +88,26 @@ def _bundled(name: str) -> bytes:
 
 
 def _read_file(path: Path) -> bytes:
-    need = path.stat().st_size * CSV_MEMORY_FACTOR
+    """The file's bytes; a .gz file's decompressed, sized first by its gzip trailer (the
+    length mod 2^32: a lower bound beyond 4 GB, as the compressed size is)."""
+    size = path.stat().st_size
+    gz = path.suffix.lower() == ".gz"
+    if gz and size >= 4:
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            size = max(size, int.from_bytes(fh.read(4), "little"))
+    need = size * CSV_MEMORY_FACTOR
     _check_memory(
         need, str(path), f" (at least {CSV_MEMORY_FACTOR}x its size)", "use a smaller file"
     )
-    return path.read_bytes()
+    if not gz:
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DlportError(
+            f"cannot decompress {path} ({exc}); give a gzip file or plain CSV"
+        ) from None
 
 
 def available_memory() -> int | None:
