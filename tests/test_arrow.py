@@ -160,3 +160,23 @@ def test_a_gzipped_csv_is_the_csv_and_a_broken_one_is_refused(tmp_path, diabetes
     (tmp_path / "bad.csv.gz").write_bytes(gzip.compress(raw)[:-30])
     run = dlport("train", "--data", str(tmp_path / "bad.csv.gz"))
     assert_one_line_error(run, 2, "cannot decompress")
+
+
+def test_small_csvs_skip_pyarrow_and_large_ones_read_the_same_through_it(monkeypatch, diabetes):
+    import subprocess
+    import sys
+
+    from dlport.common import data as data_module
+
+    code = "import sys; from dlport.common.data import load_dataset; load_dataset('diabetes'); "
+    code += "print('pyarrow' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"  # 442 rows: Python's parser, no pyarrow import
+    monkeypatch.setattr(data_module, "ARROW_CSV_FROM", 0)
+    calls = []
+    csv_values = data_module.arrow.csv_values
+    monkeypatch.setattr(
+        data_module.arrow, "csv_values", lambda raw: calls.append(1) or csv_values(raw)
+    )
+    same_data(load_dataset("diabetes"), diabetes)
+    assert calls == [1]
