@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error, dlport
+from test_gaps_data import refused
 from test_hardening_checkpoint import interrupt_at
 
 from dlport.common import checkpoint as ckpt
@@ -183,9 +184,7 @@ def fitting(**changes):
     ],
 )
 def test_an_optimizer_state_that_does_not_fit_is_named(state, problem):
-    with pytest.raises(DlportError) as caught:
-        ckpt.check_optimizer_state(state, EXPECTED, "numpy adam")
-    assert str(caught.value) == (
+    assert refused(ckpt.check_optimizer_state, state, EXPECTED, "numpy adam") == (
         f"the checkpoint's optimizer state does not fit numpy adam: {problem}; it was not "
         "written by this dlport for this run: train again without --resume"
     )
@@ -216,9 +215,7 @@ def test_resume_refusals_are_exact(diabetes, finished):
     saved, _ = finished
 
     def refusal(config=CONFIG, data=diabetes):
-        with pytest.raises(DlportError) as caught:
-            NumpyTrainer().fit(data, config, resume=saved)
-        return str(caught.value)
+        return refused(NumpyTrainer().fit, data, config, resume=saved)
 
     assert refusal(data=dataclasses.replace(diabetes, y=diabetes.y + 1)) == (
         "the checkpoint was trained on other data; resume with the same --data"
@@ -229,9 +226,7 @@ def test_resume_refusals_are_exact(diabetes, finished):
     assert refusal(CONFIG.replace(solver="exact")) == (
         "the exact solver has nothing to resume; run it again instead"
     )
-    with pytest.raises(DlportError) as caught:
-        ckpt.check_resume_framework(saved, "torch")
-    assert str(caught.value) == (
+    assert refused(ckpt.check_resume_framework, saved, "torch") == (
         "the checkpoint was written by numpy; resume it with --framework numpy "
         "(any framework can predict from it)"
     )
@@ -392,11 +387,10 @@ def test_a_malformed_checkpoint_names_the_field_exactly(tmp_path, finished, path
     _edit(payload, path, value)
     out = tmp_path / "edited.json"
     Checkpoint(payload).write(out)
-    with pytest.raises(DlportError) as caught:
-        Checkpoint.read(out)
+    message = refused(Checkpoint.read, out)
     prefix = f"{out} is a malformed checkpoint ({problem}"
-    assert str(caught.value).startswith(prefix), str(caught.value)
-    assert str(caught.value).endswith("); re-create it with dlport train --checkpoint")
+    assert message.startswith(prefix), message
+    assert message.endswith("); re-create it with dlport train --checkpoint")
 
 
 def test_a_missing_config_key_is_named(tmp_path, finished):
@@ -405,9 +399,7 @@ def test_a_missing_config_key_is_named(tmp_path, finished):
     del payload["config"]["lr"]
     out = tmp_path / "edited.json"
     Checkpoint(payload).write(out)
-    with pytest.raises(DlportError) as caught:
-        Checkpoint.read(out)
-    assert str(caught.value) == (
+    assert refused(Checkpoint.read, out) == (
         f"{out} is a malformed checkpoint (config.lr is missing); "
         "re-create it with dlport train --checkpoint"
     )
@@ -422,9 +414,7 @@ def test_a_full_batch_checkpoint_reads(tmp_path, diabetes):
 
 def test_reading_refusals_are_exact(tmp_path):
     def refusal(path):
-        with pytest.raises(DlportError) as caught:
-            Checkpoint.read(path)
-        return str(caught.value)
+        return refused(Checkpoint.read, path)
 
     missing = tmp_path / "none.json"
     assert refusal(missing) == f"checkpoint not found: {missing}"
@@ -450,9 +440,7 @@ def test_the_size_cap_is_inclusive(tmp_path, finished):
     assert Checkpoint.read(at_cap).payload == saved.payload
     over = tmp_path / "over.json"
     over.write_text(body[:-1] + " " * (ckpt.MAX_BYTES + 1 - len(body)) + "}")
-    with pytest.raises(DlportError) as caught:
-        Checkpoint.read(over)
-    assert str(caught.value) == (
+    assert refused(Checkpoint.read, over) == (
         f"{over} is over 64 MiB, more than a dlport checkpoint holds; "
         "give the file that dlport train --checkpoint wrote"
     )
@@ -472,9 +460,7 @@ def test_a_file_that_grows_past_the_cap_while_read_is_refused(tmp_path, monkeypa
         fh.truncate(ckpt.MAX_BYTES + 1)
     small = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 100, 0, 0, 0))
     monkeypatch.setattr(ckpt.Path, "stat", lambda self, **kwargs: small)  # as it was at stat()
-    with pytest.raises(DlportError) as caught:
-        Checkpoint.read(path)
-    assert str(caught.value) == (
+    assert refused(Checkpoint.read, path) == (
         f"{path} is over 64 MiB, more than a dlport checkpoint holds; "
         "give the file that dlport train --checkpoint wrote"
     )

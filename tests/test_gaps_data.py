@@ -172,9 +172,9 @@ def test_predict_on_synthetic_matches_by_count():
 
 
 # -- every refusal is one exact line: the problem, then the fix ------------------------------------
-def refused(call, *args) -> str:
+def refused(call, *args, **kwargs) -> str:
     with pytest.raises(DlportError) as caught:
-        call(*args)
+        call(*args, **kwargs)
     return str(caught.value)
 
 
