@@ -230,33 +230,32 @@ _ROWS_PER_BLOCK = 1 << 15
 def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
     """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them.
 
-    X is standardized a block of rows at a time, in float64 as ``scaler.transform`` does, and
-    written straight into the training dtype: one output array, no float64 copy of the data.
+    ``scaler.transform`` runs a block of rows at a time (in float64) and each block is written
+    straight into the training dtype: one output array, no float64 copy of the data.
     """
     n, d = data.X.shape
-    Xs = np.empty((n, d), dtype=config.dtype)
+    Xs, ys = np.empty((n, d), dtype=config.dtype), np.empty(n, dtype=config.dtype)
     finite, largest = True, 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        ys = (data.y - scaler.y_mean) / scaler.y_scale
         for start in range(0, n, _ROWS_PER_BLOCK):
-            block = (data.X[start : start + _ROWS_PER_BLOCK] - scaler.x_mean) / scaler.x_scale
-            finite = finite and bool(np.isfinite(block).all())
+            rows = slice(start, start + _ROWS_PER_BLOCK)
+            xb, yb = scaler.transform(data.X[rows], data.y[rows])
+            finite = finite and bool(np.isfinite(xb).all() and np.isfinite(yb).all())
             if finite:
-                largest = max(largest, float(np.abs(block).max()))
-            Xs[start : start + _ROWS_PER_BLOCK] = block  # an overflow is refused below
-    if not (finite and np.isfinite(ys).all()):
+                largest = max(largest, float(np.abs(xb).max()), float(np.abs(yb).max()))
+            Xs[rows], ys[rows] = xb, yb  # an overflow is refused below
+    if not finite:
         raise DlportError(
             f"{data.source}: values too large to standardize in float64; rescale the data"
         )
     limit = float(np.finfo(config.dtype).max)
-    largest = max(largest, float(np.abs(ys).max()))
     if largest > limit:
         hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
         raise DlportError(
             f"{data.source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
             f"(max {limit:.3g}); {hint}"
         )
-    return Xs, ys.astype(config.dtype)
+    return Xs, ys
 
 
 def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:
