@@ -108,21 +108,38 @@ class TrainerBase:
                 f"{weights.shape[0]}; predict on data with the training features"
             )
         out = self._predict(
-            X.astype(dtype), weights.astype(dtype), float(bias), self.resolve_device(device)
+            np.array(X, dtype=dtype, order="C"),  # a writable C-order copy, as training has
+            weights.astype(dtype),
+            float(bias),
+            self.resolve_device(device),
         )
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def fit(
         self,
         data: Dataset,
-        config: TrainConfig,
+        config: TrainConfig | None = None,
         *,
         progress: bool = False,
         checkpointing: Checkpointing | None = None,
         resume: Checkpoint | None = None,
         stop_when: Callable[[int, np.ndarray, float], bool] | None = None,
     ) -> TrainResult:
-        """Train; ``stop_when(epochs_done, w, b)`` (training units) may end it early."""
+        """Train on ``data`` (a ``Dataset``: ``load_dataset(...)`` or ``Dataset.from_arrays(X,
+        y)``) with ``config`` (default ``TrainConfig()``); ``stop_when(epochs_done, w, b)``
+        (training units) may end it early."""
+        if not isinstance(data, Dataset):
+            raise DlportError(
+                f"fit takes a Dataset, got {type(data).__name__}; pass "
+                "dlport.Dataset.from_arrays(X, y) or dlport.load_dataset(path), or use "
+                "dlport.sklearn.DlportRegressor for fit(X, y)"
+            )
+        config = TrainConfig() if config is None else config
+        if not isinstance(config, TrainConfig):
+            raise DlportError(
+                f"fit's config must be a TrainConfig, got {type(config).__name__}; "
+                "pass dlport.TrainConfig(...)"
+            )
         device = self.resolve_device(config.device)
         if resume is not None:  # the exact solver's too: it has nothing to resume, say so
             check_resumable(resume, self.name, config, data)

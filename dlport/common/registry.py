@@ -42,6 +42,7 @@ FRAMEWORKS: dict[str, FrameworkEntry] = {
 
 
 def framework_names() -> list[str]:
+    """Every framework dlport has a port for, the NumPy reference first (installed or not)."""
     return list(FRAMEWORKS)
 
 
@@ -86,4 +87,6 @@ def get_trainer_class(name: str):
 
 
 def get_trainer(name: str, **kwargs):
+    """The trainer of framework ``name``, imported now; a ``DlportError`` naming the env or
+    extra to install when this Python lacks it. ``trainer.fit(data, config)`` trains."""
     return get_trainer_class(name)(**kwargs)

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from dlport.common.atomic import write_text_atomic
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import ADAM_EPS_HAT, ADAM_EPS_OUTSIDE_VHAT, Conventions
@@ -23,6 +25,9 @@ def _finite(value: Any) -> bool:
 
 @dataclass
 class TrainResult:
+    """One run: the weights in the data's units, history, metrics, timing and everything needed
+    to reproduce it (config, conventions, versions); ``to_json``/``from_json`` round-trip it."""
+
     framework: str
     framework_version: str
     device: str
@@ -38,6 +43,16 @@ class TrainResult:
     standardization: dict[str, Any]
     versions: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def predict(self, X) -> np.ndarray:
+        """``X @ weights + bias`` in float64 (NumPy): the trained model, whatever trained it."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.weights):
+            raise DlportError(
+                f"X has shape {X.shape} but the model has {len(self.weights)} features; pass "
+                f"a 2-D array with columns {self.data['feature_names']}"
+            )
+        return X @ np.asarray(self.weights) + self.bias
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
