@@ -279,6 +279,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resume:
         check_resume_framework(resume, framework)  # before importing a framework for nothing
     data = load_dataset(args.data, args.target)
+    summary_file = sys.stderr if args.json == "-" else sys.stdout
+    try:
+        print(describe_columns(data, args.target), file=summary_file, flush=True)
+    except BrokenPipeError:  # nobody reads: train anyway, the files are what the run is for
+        _reader_gone(summary_file)
     trainer = get_trainer(framework)
     interrupt = args.checkpoint or args.resume or f"dlport-interrupted-{framework}.ckpt.json"
     checkpointing = Checkpointing(
@@ -287,12 +292,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         interrupt_path=Path(interrupt),
     )
     result = trainer.fit(data, config, progress=True, checkpointing=checkpointing, resume=resume)
-    summary_file = sys.stderr if args.json == "-" else sys.stdout
+    if args.json and args.json != "-":  # files first: a reader that stops early loses nothing
+        result.write_json(args.json)
     print_summary(result, summary_file)
     if args.json == "-":
         sys.stdout.write(result.to_json() + "\n")
     elif args.json:
-        result.write_json(args.json)
         print(f"result written to {args.json}", file=summary_file)
     if args.checkpoint:
         print(f"checkpoint written to {args.checkpoint}", file=summary_file)
@@ -349,6 +354,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_columns(data, target: str | None, shown: int = 8) -> str:
+    """What trains on what, said before training: the target is otherwise a silent default."""
+    names = list(data.feature_names)
+    features = ", ".join(names[:shown]) + (
+        f", ... ({len(names)} in all)" if len(names) > shown else ""
+    )
+    columns = not data.source.startswith("synthetic") and not data.source.endswith(".npz")
+    how = (
+        " (--target)"
+        if target
+        else " (the last column; --target NAME picks another)"
+        if columns
+        else ""
+    )
+    return (
+        f"data {data.source}: {data.n_samples} rows; target {data.target_name!r}{how}; "
+        f"features: {features}"
+    )
+
+
 def print_summary(result, file) -> None:
     from dlport.console import print_table
 
@@ -398,13 +423,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         data, base, frameworks, cases, out, config_to_args, overrides, args.timeout
     )
     report.write(comparison, out)
-    report.print_terminal(comparison)
-    if importlib.util.find_spec("matplotlib") is None:
-        print("plots skipped: install matplotlib (pip install 'dlport[plot]')")
-    else:
+    plots = importlib.util.find_spec("matplotlib") is not None
+    if plots:  # every file before the first line printed: `| head` must not lose one
         from dlport.compare.plots import write_plots
 
         write_plots(comparison, out)
+    report.print_terminal(comparison)
+    if not plots:
+        print("plots skipped: install matplotlib (pip install 'dlport[plot]')")
     print(f"report: {out / 'report.md'}")
     if not comparison.all_ran:
         print("not every framework ran (see above)", file=sys.stderr)
@@ -460,9 +486,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = summarize(measurements)
     info = report.meta(args.dtype, args.repeats)
     table = report.write(rows, info, out)
-    report.print_terminal(rows)
     if importlib.util.find_spec("matplotlib"):
         report.write_charts(rows, out, info["stamp"])
+    report.print_terminal(rows)
     print(f"results: {table} (and .json, -throughput.png beside it)")
     return 0 if all(r["status"] in ("ok", "no-device") for r in rows) else 4
 
@@ -531,12 +557,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         before = _file_state(getattr(args, "checkpoint", None))
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except DlportError as exc:
         print(f"dlport: error: {exc}", file=sys.stderr)
         if isinstance(exc, Interrupted) and terminated:
             return 128 + signal.SIGTERM
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (`| head`): a normal end, files are written
+        _reader_gone(sys.stdout)
+        return 0
     except OSError as exc:  # a path the user gave cannot be written or read
         where = exc.filename or _output_paths(args) or "an output path"
         print(
@@ -557,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if installed:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _reader_gone(stream) -> None:
+    """Point ``stream`` at /dev/null: what is still printed (and Python's flush at exit) goes
+    nowhere instead of failing again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _file_state(path: str | None):

@@ -485,3 +485,92 @@ def test_an_overflowing_target_is_named(tmp_path):
         f"{path}: column 'b' overflows float64 arithmetic (its mean or variance is infinite); "
         "rescale the data, e.g. divide the column by a power of 10"
     )
+
+
+# Arrow input, gzip sizing and the pyarrow CSV path (the mutation run after they were added).
+
+
+def parquet(tmp_path, name="d.parquet", **columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / name
+    pq.write_table(pa.table(columns), path)
+    return str(path)
+
+
+def test_a_parquet_file_is_named_in_its_refusals_and_takes_a_target(tmp_path, memory):
+    path = parquet(tmp_path, a=[1.0, 2.0, 3.0], t=[4.0, 5.0, 6.0], b=[0.0, 1.0, 1.0])
+    data = load_dataset(path, "t")
+    assert (data.feature_names, data.target_name, data.source) == (("a", "b"), "t", path)
+    assert data.y.tolist() == [4.0, 5.0, 6.0]
+    bad = parquet(tmp_path, "bad.parquet", a=[1.0, 2.0], y=["x", "z"])
+    assert refused(load_dataset, bad).startswith(f"{bad}, column 'y': type string")
+    twice = tmp_path / "twice.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([[1.0], [2.0]], names=["y", "y"]), twice)
+    assert refused(load_dataset, str(twice)).startswith(f"{twice}: duplicate column name")
+    memory["bytes"] = 8 * 3 * 3 - 1  # 3 rows x 3 columns of float64, one byte short
+    assert refused(load_dataset, path) == (
+        f"{path} needs 0.0 MB of memory (its values as float64) but 0.0 MB is available; "
+        "use a smaller file"
+    )
+    memory["bytes"] = 8 * 3 * 3
+    assert load_dataset(path).n_samples == 3
+
+
+def test_predict_reads_a_parquet_file_by_column_name(tmp_path):
+    path = parquet(tmp_path, b=[1.0, 2.0], t=[9.0, 8.0], a=[3.0, 4.0])
+    X, y = load_features(path, ["a", "b"], "t")
+    assert X.tolist() == [[3.0, 1.0], [4.0, 2.0]] and y.tolist() == [9.0, 8.0]
+    bad = parquet(tmp_path, "bad.parquet", a=[1.0, None])
+    assert refused(load_features, bad, ["a"], "t").startswith(f"{bad}, column 'a': data row 2")
+
+
+def test_predict_reads_a_named_npz_without_a_target(tmp_path):
+    path = npz(tmp_path, X=np.array([[1.0, 2.0], [3.0, 4.0]]), feature_names=np.array(["p", "q"]))
+    X, y = load_features(path, ["q", "p"], "t")
+    assert X.tolist() == [[2.0, 1.0], [4.0, 3.0]] and y is None
+
+
+def test_a_gzip_file_is_sized_by_its_trailer_before_it_is_decompressed(tmp_path, memory):
+    import gzip
+
+    path = tmp_path / "d.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b\n" + b"1,2\n" * 250_000))  # 1,000,004 bytes inside
+    memory["bytes"] = 2_000_007  # 2x the decompressed size, minus one
+    assert refused(load_dataset, str(path)) == (
+        f"{path} needs 2.0 MB of memory (at least 2x its size) but 2.0 MB is available; "
+        "use a smaller file"
+    )
+    memory["bytes"] = 2_000_008
+    assert load_dataset(str(path)).n_samples == 250_000
+    tiny = tmp_path / "tiny.csv.gz"
+    tiny.write_bytes((3_000_000_000).to_bytes(4, "little"))  # 4 bytes: all trailer
+    memory["bytes"] = 10**9
+    assert refused(load_dataset, str(tiny)).startswith(f"{tiny} needs 6.0 GB of memory")
+
+
+def test_pyarrow_reads_a_csv_from_exactly_its_threshold_and_names_the_file(tmp_path, monkeypatch):
+    from dlport.common import arrow
+
+    calls = []
+    csv_values = arrow.csv_values
+    monkeypatch.setattr(arrow, "csv_values", lambda raw: calls.append(1) or csv_values(raw))
+    path = write(tmp_path, "d.csv", "a,b\n1,2\n3,4\n")
+    monkeypatch.setattr(data_module, "ARROW_CSV_FROM", os.path.getsize(path))
+    assert load_dataset(path).X.tolist() == [[1.0], [3.0]] and calls == [1]
+    twice = write(tmp_path, "twice.csv", "a,a\n1,2\n3,4\n")
+    monkeypatch.setattr(data_module, "ARROW_CSV_FROM", 0)
+    assert refused(load_dataset, twice).startswith(f"{twice}: duplicate column name")
+
+
+@pytest.mark.parametrize("spec", ["npz", "synthetic:n=10"])
+def test_a_target_is_refused_where_there_are_no_columns_to_choose_from(tmp_path, spec):
+    spec = npz(tmp_path, X=np.ones((3, 1)), y=np.ones(3)) if spec == "npz" else spec
+    assert refused(load_dataset, spec, "y").startswith(
+        f"a target column does not apply to {spec}: it "
+    )
+    assert load_dataset(spec).n_samples in (3, 10)

@@ -41,6 +41,8 @@ NPY_HEADER_READERS = {
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
+    """Features and target as float64 arrays, with their names and where they came from."""
+
     X: np.ndarray  # (n, d) float64
     y: np.ndarray  # (n,) float64
     feature_names: tuple[str, ...]
@@ -49,6 +51,17 @@ class Dataset:
     # Known generating coefficients (synthetic data only), in original units.
     true_weights: np.ndarray | None = None
     true_bias: float | None = None
+
+    @classmethod
+    def from_arrays(
+        cls, X, y, feature_names=None, target_name: str = "y", source: str = "arrays"
+    ) -> Dataset:
+        """A dataset from arrays (anything ``np.asarray`` takes), checked as files are: 2-D X,
+        y of one value per row, finite values; features named ``x0, x1, ...`` unless given."""
+        X = np.asarray(X, dtype=np.float64)
+        if feature_names is None:
+            feature_names = [f"x{j}" for j in range(X.shape[1] if X.ndim == 2 else 0)]
+        return _validated(X, y, list(feature_names), target_name, source)
 
     @property
     def n_samples(self) -> int:
@@ -73,17 +86,24 @@ def load_dataset(spec, target: str | None = None) -> Dataset:
         return _from_table(arrow.read_table(path), str(path), target)
     if path.is_file():
         if path.suffix.lower() == ".npz":
+            _no_target(target, spec, "holds X and y apart")
             return _from_npz(path)[0]
         source = f"./{spec}" if spec in BUNDLED else str(path)  # not the bundled set's name
         return _from_columns(*_read_csv(_read_file(path), source), source, target)
     if spec in BUNDLED:
         return _from_columns(*_read_csv(_bundled(spec), spec), spec, target)
     if spec == "synthetic" or spec.startswith("synthetic:"):
+        _no_target(target, spec, "generates its target y")
         return make_synthetic(spec)
     raise DlportError(
         f"data file not found: {spec}; give a .csv(.gz), .npz, .parquet or .feather path, "
         "'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
     )
+
+
+def _no_target(target: str | None, spec: str, why: str) -> None:
+    if target is not None:
+        raise DlportError(f"a target column does not apply to {spec}: it {why}; drop --target")
 
 
 def _bundled(name: str) -> bytes:
@@ -390,7 +410,9 @@ def save_npz(data: Dataset, path: Path) -> None:
 
 
 def _validated(X, y, names, target, source, **truth) -> Dataset:
-    X = np.asarray(X, dtype=np.float64)
+    # C order: NumPy's reductions sum in a layout-dependent order, and the same values must
+    # train to the same bits whether they came as a CSV, a DataFrame or a Fortran array.
+    X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

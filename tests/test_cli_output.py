@@ -1,0 +1,78 @@
+"""What train says before it trains, output that a pipe cuts short, and options that do not
+apply to the data given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_cli import assert_one_line_error, dlport
+
+
+def _into_a_closed_pipe(*args, cwd):
+    """Run dlport with stdout a pipe nobody reads (as `| head` leaves it): writes get EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "dlport", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_pipe_ends_train_normally_after_the_result_file_is_written(tmp_path):
+    run = _into_a_closed_pipe(
+        "train", "--data", "diabetes", "--epochs", "2", "--json", "r.json", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no "Broken pipe", no "Exception ignored"
+    assert json.loads((tmp_path / "r.json").read_text())["history"]["loss"]
+
+
+def test_a_closed_pipe_ends_json_to_stdout_normally(tmp_path):
+    run = _into_a_closed_pipe(
+        "train", "--data", "diabetes", "--epochs", "2", "--json", "-", cwd=tmp_path
+    )
+    assert run.returncode == 0 and "Traceback" not in run.stderr and "Broken" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [("data.npz", "it holds X and y apart"), ("synthetic:n=50", "it generates its target y")],
+    ids=["npz", "synthetic"],
+)
+def test_target_is_refused_where_the_data_has_no_columns_to_choose(tmp_path, spec, why):
+    if spec.endswith(".npz"):
+        np.savez(tmp_path / spec, X=np.ones((5, 2)), y=np.arange(5.0))
+    run = dlport("train", "--data", spec, "--target", "price", cwd=tmp_path)
+    assert_one_line_error(run, 2, f"a target column does not apply to {spec}: {why}")
+
+
+def test_train_first_says_which_column_is_the_target_and_which_are_features(tmp_path):
+    csv = tmp_path / "prices.csv"
+    csv.write_text("price,rooms,area\n1,2,3\n2,3,5\n3,5,7\n4,4,9\n")
+    default = dlport("train", "--data", str(csv), "--epochs", "1").stdout.splitlines()[0]
+    assert default == (
+        f"data {csv}: 4 rows; target 'area' (the last column; --target NAME picks another); "
+        "features: price, rooms"
+    )
+    chosen = dlport("train", "--data", str(csv), "--target", "price", "--epochs", "1")
+    assert chosen.stdout.splitlines()[0].endswith(
+        "target 'price' (--target); features: rooms, area"
+    )
+    piped = dlport("train", "--data", "synthetic:n=20,d=10", "--epochs", "1", "--json", "-")
+    assert piped.stderr.splitlines()[0] == (
+        "data synthetic:n=20,d=10,noise=0.1,seed=0: 20 rows; target 'y'; "
+        "features: x0, x1, x2, x3, x4, x5, x6, x7, ... (10 in all)"
+    )
+    assert json.loads(piped.stdout)["data"]["n_samples"] == 20  # stdout holds the JSON alone
