@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one framework on one dataset")
     train.add_argument("--framework", help=f"numpy (default) | {' | '.join(ported_names())}")
-    add_data_arguments(train)
+    add_data_arguments(train, required=None)
     add_train_arguments(train)
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
@@ -156,13 +156,15 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool | None = True) -> None:
+    """``required=None``: no default, but the command may find the data elsewhere (--resume)."""
     parser.add_argument(
         "--data",
-        required=required,
-        default=None if required else "diabetes",
+        required=bool(required),
+        default="diabetes" if required is False else None,
         help="a .csv or .csv.gz (header row), .npz (X, y), .parquet (or a folder of parts), "
-        ".feather or .arrow file, 'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'",
+        ".feather or .arrow file, 'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
+        + ("; with --resume, default: the checkpoint's data" if required is None else ""),
     )
     parser.add_argument("--target", help="target column by name (default: the last column)")
 
@@ -278,6 +280,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_name(framework)
     if resume:
         check_resume_framework(resume, framework)  # before importing a framework for nothing
+    if args.data is None and not resume:
+        raise DlportError("--data is required (a file, 'diabetes' or 'synthetic:...')")
+    if args.data is None:  # the checkpoint's own data (its fingerprint is checked in fit)
+        saved = resume.payload["data"]
+        args.data, args.target = saved["source"], args.target or _named_target(saved)
     data = load_dataset(args.data, args.target)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
     try:
@@ -352,6 +359,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     get_trainer(args.framework).export_native(weights, bias, args.out)
     print(f"{args.framework} model written to {args.out}")
     return 0
+
+
+def _named_target(saved_data: dict) -> str | None:
+    """The saved target where the data names its columns (not an NPZ or synthetic data)."""
+    source = saved_data["source"]
+    return (
+        None if source.endswith(".npz") or source.startswith("synthetic") else saved_data["target"]
+    )
 
 
 def describe_columns(data, target: str | None, shown: int = 8) -> str:

@@ -76,3 +76,26 @@ def test_train_first_says_which_column_is_the_target_and_which_are_features(tmp_
         "features: x0, x1, x2, x3, x4, x5, x6, x7, ... (10 in all)"
     )
     assert json.loads(piped.stdout)["data"]["n_samples"] == 20  # stdout holds the JSON alone
+
+
+@pytest.mark.parametrize(
+    ("data", "target"),
+    [("diabetes", "bmi"), ("synthetic:n=40,d=3", None), ("data.npz", None)],
+    ids=["bundled-with-target", "synthetic", "npz"],
+)
+def test_resume_takes_the_checkpoints_data_when_data_is_omitted(tmp_path, data, target):
+    if data == "data.npz":
+        np.savez(tmp_path / data, X=np.arange(20.0).reshape(10, 2) % 7, y=np.arange(10.0))
+    first = ["train", "--data", data, "--epochs", "2", "--checkpoint", "c.json", "--json", "-"]
+    assert dlport(*first, *(["--target", target] if target else []), cwd=tmp_path).returncode == 0
+    resumed = dlport("train", "--resume", "c.json", "--epochs", "4", "--json", "-", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = dlport(
+        *first[:4], "4", "--json", "-", *(["--target", target] if target else []), cwd=tmp_path
+    )
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert a["weights"] == b["weights"] and a["data"]["target"] == b["data"]["target"]
+
+
+def test_train_without_data_or_resume_is_one_line():
+    assert_one_line_error(dlport("train"), 2, "--data is required")
