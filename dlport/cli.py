@@ -453,6 +453,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not comparison.all_agree:
         print("some framework is outside the parity tolerance (see above)", file=sys.stderr)
         return 5
+    gone = report.diverged(comparison)
+    if gone:
+        print(f"diverged (quality column): {', '.join(gone)}; lower --lr", file=sys.stderr)
+        return 6
     return 0
 
 

@@ -22,7 +22,8 @@ def print_table(
                 "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=file
             )
         return
-    table = Table(title=title, title_justify="left")
+    # No outer border: tables fit 100 columns (compare's has nine) and read the same.
+    table = Table(title=title, title_justify="left", show_edge=False)
     for i, column in enumerate(columns):
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in cells:

@@ -101,6 +101,32 @@ def test_a_result_outside_tolerance_fails_parity(tmp_path):
     assert not parity["passed"] and parity["weights"] > 1e-9
 
 
+def test_a_diverged_run_is_named_apart_from_parity_and_exits_6(tmp_path, capsys):
+    """MSE 6e73 is finite: parity passes (the reference diverged alike), quality does not."""
+    code, report, out = run_compare(tmp_path, {"torch": "good"}, "--lr", "1", "--optimizers", "sgd")
+    assert code == 6
+    case = report["cases"][0]
+    assert case["reference_quality"] == case["frameworks"]["torch"]["quality"] == "diverged"
+    assert case["frameworks"]["torch"]["parity"]["passed"] and report["all_agree"]
+    assert report["diverged"] == ["sgd/numpy", "sgd/torch"]
+    printed = capsys.readouterr()
+    assert "diverged (quality column): sgd/numpy, sgd/torch; lower --lr" in printed.err
+    assert max(len(line) for line in printed.out.splitlines()) <= 100  # the terminal table
+    assert "| diverged |" in (out / "report.md").read_text()
+
+
+def test_report_md_gives_each_case_its_own_config_as_json(tmp_path):
+    code, report, out = run_compare(tmp_path, {"torch": "good"}, "--optimizers", "adam,exact")
+    assert code == 0 and [c["name"] for c in report["cases"]] == ["adam", "exact"]
+    md = (out / "report.md").read_text()
+    configs = [
+        json.loads(line.split("`")[1]) for line in md.splitlines() if line.startswith("Config:")
+    ]
+    assert [(c["optimizer"], c["solver"]) for c in configs] == [("adam", "gd"), ("sgd", "exact")]
+    assert "'optimizer'" not in md  # no Python dict
+    assert {c["frameworks"]["torch"]["quality"] for c in report["cases"]} <= {"ok", "far"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
 
 import dlport
 from dlport.common.atomic import write_text_atomic
+from dlport.compare.quality import FAR, GREW, WORST_R2, quality
 from dlport.compare.run import REFERENCE, Case, Comparison, Row
 
 REPORT_SCHEMA_VERSION = 1
@@ -22,26 +24,26 @@ COLUMNS = [
     "mae",
     "r2",
     "vs optimum",
+    "quality",
     "fit s",
     "steps/s",
     "Δ weights",
     "Δ loss",
     "tolerance",
-    "verdict",
+    "parity",
 ]
-# The terminal gets the columns that decide; report.md has them all.
+# The terminal gets the columns that decide, in 100 columns; report.md has them all. Two
+# verdicts, named apart: "quality" (did it train: ok, far from the optimum, diverged) and
+# "parity" (does it agree with the reference, within the dtype's tolerance).
 TERMINAL_COLUMNS = [
     "framework",
-    "version",
     "device",
     "mse",
-    "r2",
     "vs optimum",
-    "fit s",
-    "steps/s",
+    "quality",
     "Δ weights",
     "Δ loss",
-    "verdict",
+    "parity",
 ]
 
 
@@ -49,12 +51,18 @@ def _g(value: float | None, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _vs_optimum(mse: float, optimum_mse: float) -> str:
+    """MSE relative to the optimum's: a percentage, or a factor once it is 10x or more."""
+    ratio = mse / optimum_mse if optimum_mse > 0 else float("inf") if mse > 0 else 1.0
+    return f"{ratio - 1:+.3%}" if ratio < 10 else f"{ratio:.3g}x"
+
+
 def _row_cells(name: str, result, row: Row | None, optimum_mse: float) -> dict[str, str]:
     if result is None:  # did not run
         return dict.fromkeys(COLUMNS, "") | {
             "framework": name,
             "status": row.outcome.status,
-            "verdict": "not run",
+            "parity": "not run",
         }
     m, t = result.metrics, result.timing
     parity = row.parity if row else None
@@ -68,18 +76,19 @@ def _row_cells(name: str, result, row: Row | None, optimum_mse: float) -> dict[s
         "rmse": _g(m["rmse"], ".6g"),
         "mae": _g(m["mae"], ".6g"),
         "r2": _g(m["r2"], ".6f"),
-        "vs optimum": f"{m['mse'] / optimum_mse - 1:+.3%}",
+        "vs optimum": _vs_optimum(m["mse"], optimum_mse),
+        "quality": quality(result, optimum_mse),
         "fit s": _g(t["fit_seconds"]),
         "steps/s": _g(t.get("steps_per_second"), ",.0f"),
         "Δ weights": _g(parity.params_diff if parity else None),
         "Δ loss": _g(parity.loss_diff if parity else None),
         "tolerance": _g(parity.tolerance if parity else None),
-        "verdict": "reference" if row is None else ("pass" if parity.passed else "FAIL"),
+        "parity": "reference" if row is None else ("pass" if parity.passed else "FAIL"),
     }
 
 
 def case_rows(case: Case, optimum_mse: float, columns: list[str]) -> list[list[str]]:
-    rows = [_row_cells(f"{REFERENCE} (reference)", case.reference, None, optimum_mse)]
+    rows = [_row_cells(f"{REFERENCE} (ref)", case.reference, None, optimum_mse)]
     for name, row in case.rows.items():
         rows.append(_row_cells(name, row.outcome.result, row, optimum_mse))
     return [[r[c] for c in columns] for r in rows]
@@ -102,7 +111,19 @@ def convention_lines(case: Case) -> list[str]:
     return lines
 
 
+def diverged(comparison: Comparison) -> list[str]:
+    """`case/framework` of every run whose quality is 'diverged', the reference's included."""
+    optimum_mse = comparison.optimum["metrics"]["mse"]
+    return [
+        f"{case.name}/{name}"
+        for case in comparison.cases
+        for name, result in case.results().items()
+        if quality(result, optimum_mse) == "diverged"
+    ]
+
+
 def to_dict(comparison: Comparison) -> dict[str, Any]:
+    optimum_mse = comparison.optimum["metrics"]["mse"]
     cases = []
     for case in comparison.cases:
         rows = {}
@@ -114,6 +135,7 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
                 "fix": o.fix,
                 "seconds": o.seconds,
                 "result": o.result.to_dict() if o.result else None,
+                "quality": quality(o.result, optimum_mse) if o.result else None,
                 "parity": None
                 if row.parity is None
                 else {
@@ -131,6 +153,7 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
                 "name": case.name,
                 "config": case.config.to_dict(),
                 "reference": case.reference.to_dict(),
+                "reference_quality": quality(case.reference, optimum_mse),
                 "frameworks": rows,
                 "pairwise": case.pairwise,
             }
@@ -151,6 +174,7 @@ def to_dict(comparison: Comparison) -> dict[str, Any]:
         "optimum": comparison.optimum,
         "all_ran": comparison.all_ran,
         "all_agree": comparison.all_agree,
+        "diverged": diverged(comparison),
         "cases": cases,
     }
 
@@ -174,19 +198,25 @@ def to_markdown(comparison: Comparison) -> str:
         "# dlport compare",
         "",
         f"Data: `{d.source}` ({d.n_samples} x {d.n_features}, target `{d.target_name}`). "
-        f"Config: `{comparison.base.to_dict()}`.",
+        "Each case below gives its config.",
         "",
         f"Least-squares optimum (numpy lstsq, float64): MSE {optimum_mse:.6g}. "
         "'vs optimum' is each run's MSE relative to it.",
+        "",
+        "Two verdicts. **quality**: did the run train (`ok`; `far`: MSE more than "
+        f"{FAR:.0%} above the optimum; `diverged`: the loss grew {GREW:g}x or more from the "
+        f"first epoch to the last, or r2 < {WORST_R2:g}). **parity**: does it agree with the "
+        "reference within the dtype's tolerance (a reference that diverged is agreed with too).",
         "",
         "Δ is the max relative difference |a - b| / max(1, |b|) to the NumPy reference that "
         "follows the framework's conventions (float64; float32 runs are held to it too).",
         "",
         f"All frameworks ran: **{comparison.all_ran}**. All within tolerance: "
-        f"**{comparison.all_agree}**.",
+        f"**{comparison.all_agree}**. Diverged: **{', '.join(diverged(comparison)) or 'none'}**.",
     ]
     for case in comparison.cases:
-        lines += ["", f"## {case.name}", ""]
+        config = json.dumps(case.config.to_dict())
+        lines += ["", f"## {case.name}", "", f"Config: `{config}`", ""]
         lines += _md_table(COLUMNS, case_rows(case, optimum_mse, COLUMNS))
         notes = convention_lines(case)
         if notes:
@@ -213,8 +243,6 @@ def to_markdown(comparison: Comparison) -> str:
 
 
 def write(comparison: Comparison, out) -> None:
-    import json
-
     write_text_atomic(
         out / "report.json", json.dumps(to_dict(comparison), indent=2, allow_nan=False) + "\n"
     )
