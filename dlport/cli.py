@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch: .pt (state_dict); tensorflow, keras-*: .keras; mxnet: .params; "
         "jax: .msgpack (flax)",
     )
+    export.add_argument(
+        "--dtype", choices=DTYPES, help="stored and computed in (default: the run's dtype)"
+    )
     export.set_defaults(func=cmd_export)
 
     compare = sub.add_parser(
@@ -356,8 +359,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.framework == "numpy":
         raise DlportError("numpy has no native model format; the checkpoint itself is NumPy's")
     weights, bias = checkpoint.model
-    get_trainer(args.framework).export_native(weights, bias, args.out)
-    print(f"{args.framework} model written to {args.out}")
+    dtype = args.dtype or checkpoint.payload["config"]["dtype"]
+    get_trainer(args.framework).export_native(weights, bias, args.out, dtype)
+    names = checkpoint.payload["data"]["feature_names"]
+    print(f"{args.framework} model ({dtype}) written to {args.out}; its inputs, in order: {names}")
     return 0
 
 

@@ -166,15 +166,41 @@ def test_resume_continues_bit_for_bit(trainer, diabetes, tmp_path, optimizer):
     assert resumed.history == full.history
 
 
-def test_native_export_round_trips(trainer, tmp_path):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_native_export_round_trips(trainer, tmp_path, dtype):
     w = np.linspace(-3.0, 3.0, 7) / 3.0
     if trainer.native_suffix is None:
         with pytest.raises(DlportError, match="no native model format"):
-            trainer.export_native(w, 0.25, str(tmp_path / "model"))
+            trainer.export_native(w, 0.25, str(tmp_path / "model"), dtype)
         return
     path = tmp_path / f"model{trainer.native_suffix}"
-    trainer.export_native(w, 0.25, str(path))
+    trainer.export_native(w, 0.1, str(path), dtype)
     weights, bias = trainer.import_native(str(path))
-    assert weights.tolist() == w.tolist() and bias == 0.25
+    stored = w.astype(dtype).astype(np.float64)  # a float32 export holds float32 values
+    assert weights.tolist() == stored.tolist() and bias == float(np.asarray(0.1, dtype))
+    assert (dtype == "float64") == (weights.tolist() == w.tolist())
     X = np.arange(14.0).reshape(2, 7)
-    np.testing.assert_allclose(trainer.predict(weights, bias, X, device="cpu"), X @ w + 0.25)
+    np.testing.assert_allclose(trainer.predict(weights, bias, X, device="cpu"), X @ stored + bias)
+
+
+def test_cli_export_keeps_the_runs_dtype_and_names_the_feature_order(trainer, tmp_path):
+    from test_cli import dlport
+
+    checkpoint = tmp_path / "c.json"
+    trained = dlport("train", "--data", "diabetes", "--dtype", "float32", "--epochs", "2",
+                     "--checkpoint", str(checkpoint))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    out = tmp_path / f"model{trainer.native_suffix or ''}"
+    run = dlport("export", "--checkpoint", str(checkpoint), "--framework", trainer.name,
+                 "--out", str(out))  # fmt: skip
+    if trainer.native_suffix is None:
+        assert run.returncode == 2 and "no native model format" in run.stderr
+        return
+    assert run.returncode == 0, run.stderr
+    names = load_dataset("diabetes").feature_names
+    assert run.stdout == (
+        f"{trainer.name} model (float32) written to {out}; its inputs, in order: {list(names)}\n"
+    )
+    weights, _ = trainer.import_native(str(out))
+    saved = Checkpoint.read(checkpoint).model[0]
+    assert weights.tolist() == np.asarray(saved, dtype=np.float32).astype(np.float64).tolist()

@@ -80,8 +80,11 @@ class TrainerBase:
     def _extra_versions(self) -> dict[str, str]:
         return {}
 
-    def export_native(self, weights: np.ndarray, bias: float, path: str) -> None:
-        """Save the linear model (original units) in the framework's own format."""
+    def export_native(
+        self, weights: np.ndarray, bias: float, path: str, dtype: str = "float64"
+    ) -> None:
+        """Save the linear model (original units) in the framework's own format, stored and
+        computed in ``dtype`` (the training dtype: a float32 run loads into a default layer)."""
         raise DlportError(f"{self.name} has no native model format")
 
     def import_native(self, path: str) -> tuple[np.ndarray, float]:

@@ -162,6 +162,10 @@ def test_export_is_a_plain_gluon_parameter_file(tmp_path):
     net.load_parameters(str(path))
     assert net.weight.data().asnumpy().tolist() == [w.tolist()]
     assert net.bias.data().asnumpy().tolist() == [-0.75]
+    mxt.MXNetTrainer().export_native(w, -0.75, str(path), "float32")
+    plain = gluon.nn.Dense(1, in_units=3)  # float32, as Gluon's default layer is
+    plain.load_parameters(str(path))
+    assert plain.weight.data().asnumpy().tolist() == [w.tolist()]  # exact in float32 too
 
 
 def test_import_refuses_other_files(tmp_path):

@@ -84,10 +84,10 @@ class JaxTrainer(TrainerBase):
         with jax.default_device(jax_device(device)):
             return np.asarray(apply(make_params(w, b, X.dtype.name), jnp.asarray(X)))
 
-    def export_native(self, weights, bias, path):
+    def export_native(self, weights, bias, path, dtype="float64"):
         # flax msgpack of the params pytree: flax.serialization.msgpack_restore(bytes) gives
         # {"kernel", "bias"}, from_bytes loads it into a flax Dense/Linear's params.
-        params = jax.device_get(make_params(weights, bias, "float64"))
+        params = jax.device_get(make_params(weights, bias, dtype))
         write_bytes_atomic(path, flax.serialization.to_bytes(params))
 
     def import_native(self, path):

@@ -120,11 +120,11 @@ class KerasTrainer(TrainerBase):
             layer = make_dense(w, b, X.dtype.name)
             return keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(X)))
 
-    def export_native(self, weights, bias, path):
+    def export_native(self, weights, bias, path, dtype="float64"):
         # A whole Keras model file: keras.models.load_model(path) predicts in original units,
         # on whichever backend loads it.
         model = keras.Sequential(
-            [keras.Input((len(weights),), dtype="float64"), make_dense(weights, bias, "float64")]
+            [keras.Input((len(weights),), dtype=dtype), make_dense(weights, bias, dtype)]
         )
         path = Path(path)
         try:

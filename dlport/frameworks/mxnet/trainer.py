@@ -172,9 +172,10 @@ class MXNetTrainer(TrainerBase):
         net = make_dense(w, b, str(X.dtype), ctx)
         return net(nd.array(X, ctx=ctx, dtype=X.dtype)).asnumpy().reshape(-1)
 
-    def export_native(self, weights, bias, path):
-        # A Gluon parameter file: Dense(1, in_units=d, dtype="float64").load_parameters(path)
-        net = make_dense(np.asarray(weights, dtype=np.float64), bias, "float64", mx.cpu())
+    def export_native(self, weights, bias, path, dtype="float64"):
+        # A Gluon parameter file: Dense(1, in_units=d, dtype=dtype).load_parameters(path); a
+        # float32 one loads into a plain Dense(1)
+        net = make_dense(np.asarray(weights, dtype=dtype), bias, dtype, mx.cpu())
         with tempfile.TemporaryDirectory() as tmp:
             name = os.path.join(tmp, "model.params")
             net.save_parameters(name)

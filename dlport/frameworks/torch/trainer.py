@@ -131,9 +131,9 @@ class TorchTrainer(TrainerBase):
         with torch.inference_mode():
             return layer(torch.from_numpy(X).to(dev)).squeeze(1).cpu().numpy()
 
-    def export_native(self, weights, bias, path):
+    def export_native(self, weights, bias, path, dtype="float64"):
         # A plain nn.Linear state_dict: torch.load(path, weights_only=True) -> layer.load_state_dict
-        layer = make_linear(np.asarray(weights), bias, torch.float64, "cpu")
+        layer = make_linear(np.asarray(weights), bias, _DTYPES[dtype], "cpu")
         buffer = io.BytesIO()
         torch.save(layer.state_dict(), buffer)
         write_bytes_atomic(path, buffer.getvalue())
