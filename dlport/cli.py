@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import sys
+import textwrap
 
 from dlport import __version__
 from dlport.common.config import (
@@ -35,12 +36,72 @@ class _Parser(argparse.ArgumentParser):
         raise DlportError(f"{message} (see `{self.prog} --help`)")
 
 
+# Each command: (one-line help, what it does, an example); `dlport CMD --help` shows all three.
+COMMANDS = {
+    "train": (
+        "train one framework on one dataset",
+        "Train linear regression (MSE) with one framework's own layers, loss and optimizer, "
+        "or solve it exactly; print the metrics and weights, optionally write the result "
+        "JSON and a checkpoint any framework can resume, predict with or export.",
+        "dlport train --framework torch --data prices.csv --target price --optimizer adam "
+        "--epochs 100 --json result.json --checkpoint run.ckpt.json",
+    ),
+    "predict": (
+        "predict with a checkpoint, in any framework",
+        "Predict with a checkpoint's model in any framework (not only the one that trained it); "
+        "columns are matched by name; the metrics are printed when the data has the target.",
+        "dlport predict --checkpoint run.ckpt.json --data new.parquet --framework mxnet "
+        "--out predictions.csv",
+    ),
+    "export": (
+        "save a checkpoint's model in a framework's format",
+        "Write a checkpoint's model in a framework's own file format, in original units and "
+        "the run's dtype.",
+        "dlport export --checkpoint run.ckpt.json --framework torch --out model.pt",
+    ),
+    "compare": (
+        "run every framework in its own env and report parity with NumPy",
+        "Train every framework, each in its own environment, on the same data, batch order "
+        "and initial weights, once per optimizer; report each one's parity with the NumPy "
+        "reference and its quality (report.md, report.json, PNG plots).",
+        "dlport compare --data diabetes --frameworks torch,jax --optimizers sgd,adam --epochs 20",
+    ),
+    "bench": (
+        "throughput and time to quality, every framework",
+        "Measure each framework's training throughput and time to reach the reference's "
+        "loss, on CPU and GPU, against the NumPy loop in the same run (table, JSON, charts).",
+        "dlport bench --workloads tiny,medium --frameworks torch,tensorflow --repeats 3",
+    ),
+    "frameworks": (
+        "list frameworks, versions and devices",
+        "List every framework dlport has a port for: whether it imports in this environment, "
+        "its version and its devices.",
+        "dlport frameworks --json",
+    ),
+}
+
+
+def _command(sub, name: str) -> argparse.ArgumentParser:
+    help_, description, example = COMMANDS[name]
+    return sub.add_parser(
+        name,
+        help=help_,
+        description=textwrap.fill(description, 79),
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dlport", description=__doc__.split("\n")[0])
+    parser = _Parser(
+        prog="dlport",
+        description="One linear-regression trainer ported to several frameworks, proven equal "
+        "by parity tests. `dlport COMMAND --help` describes each command.",
+    )
     parser.add_argument("--version", action="version", version=f"dlport {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train one framework on one dataset")
+    train = _command(sub, "train")
     train.add_argument("--framework", help=f"numpy (default) | {' | '.join(ported_names())}")
     add_data_arguments(train, required=None)
     add_train_arguments(train)
@@ -57,22 +118,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_train)
 
-    predict = sub.add_parser("predict", help="predict with a checkpoint, in any framework")
-    predict.add_argument("--checkpoint", required=True, metavar="PATH")
+    predict = _command(sub, "predict")
+    predict.add_argument("--checkpoint", required=True, metavar="PATH", help="the trained run")
     predict.add_argument(
         "--data",
         required=True,
-        help="CSV/NPZ/bundled data holding the checkpoint's feature columns",
+        help="data holding the checkpoint's feature columns (any train --data; matched by "
+        "name where the data names its columns)",
     )
-    predict.add_argument("--framework", default="numpy", help="framework that computes it")
-    predict.add_argument("--dtype", default="float64", choices=DTYPES)
-    predict.add_argument("--device", default="auto", choices=DEVICES)
+    predict.add_argument(
+        "--framework", default="numpy", help="framework that computes it (default: %(default)s)"
+    )
+    predict.add_argument(
+        "--dtype", default="float64", choices=DTYPES, help="computed in (default: %(default)s)"
+    )
+    predict.add_argument(
+        "--device", default="auto", choices=DEVICES, help="computed on (default: %(default)s)"
+    )
     predict.add_argument("--out", metavar="FILE", help="CSV of predictions (default: stdout)")
     predict.set_defaults(func=cmd_predict)
 
-    export = sub.add_parser("export", help="save a checkpoint's model in a framework's format")
-    export.add_argument("--checkpoint", required=True, metavar="PATH")
-    export.add_argument("--framework", required=True, help=" | ".join(ported_names()))
+    export = _command(sub, "export")
+    export.add_argument("--checkpoint", required=True, metavar="PATH", help="the trained run")
+    export.add_argument(
+        "--framework", required=True, help="whose format: " + " | ".join(ported_names())
+    )
     export.add_argument(
         "--out",
         required=True,
@@ -85,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export)
 
-    compare = sub.add_parser(
-        "compare", help="run every framework in its own env and report parity with NumPy"
-    )
+    compare = _command(sub, "compare")
     compare.add_argument(
         "--frameworks",
         default=",".join(ported_names()),
@@ -100,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_arguments(compare, required=False)
     add_train_arguments(compare, single_run=False)
-    compare.add_argument("--out", help="report folder (default: runs/<timestamp>)")
+    compare.add_argument("--out", metavar="DIR", help="report folder (default: runs/<timestamp>)")
     compare.add_argument(
         "--python",
         action="append",
@@ -112,22 +180,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=positive_seconds,
         default=900.0,
-        help="seconds allowed to one framework run",
+        help="seconds allowed to one framework run (default: %(default)s)",
     )
     compare.set_defaults(func=cmd_compare)
 
-    bench = sub.add_parser("bench", help="throughput and time to quality, every framework")
+    bench = _command(sub, "bench")
     bench.add_argument(
         "--frameworks",
         default=",".join(ported_names()),
         help="comma-separated; the NumPy reference and loop always run (default: %(default)s)",
     )
-    bench.add_argument("--workloads", default="tiny,medium,large,full")
-    bench.add_argument("--devices", default="cpu", help="cpu, gpu or cpu,gpu")
-    bench.add_argument("--dtype", default="float32", choices=DTYPES)
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--out", default="bench/results", help="folder for JSON, table, charts")
-    bench.add_argument("--python", action="append", default=[], metavar="NAME=PATH")
+    bench.add_argument(
+        "--workloads",
+        default="tiny,medium,large,full",
+        help="data sizes, comma-separated (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--devices", default="cpu", help="cpu, gpu or cpu,gpu (default: %(default)s)"
+    )
+    bench.add_argument("--dtype", default="float32", choices=DTYPES, help="default: %(default)s")
+    bench.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per row (default: %(default)s)"
+    )
+    bench.add_argument(
+        "--out",
+        default="bench/results",
+        help="folder for JSON, table, charts (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
+    )
     bench.add_argument(
         "--no-tf32",
         dest="tf32",
@@ -138,11 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=positive_seconds,
         default=1200.0,
-        help="seconds allowed to one framework on one workload",
+        help="seconds allowed to one framework on one workload (default: %(default)s)",
     )
     bench.set_defaults(func=cmd_bench)
 
-    frameworks = sub.add_parser("frameworks", help="list frameworks, versions and devices")
+    frameworks = _command(sub, "frameworks")
     frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
     frameworks.set_defaults(func=cmd_frameworks)
     return parser
@@ -184,22 +270,27 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
         parser.add_argument(flag, default=argparse.SUPPRESS, help=text, **kwargs)
 
     if single_run:
-        add("--optimizer", choices=OPTIMIZERS)
+        add("--optimizer", "the update rule (docs/design.md gives each)", choices=OPTIMIZERS)
         add(
             "--solver",
             "gd: gradient descent; exact: the framework's least squares",
             choices=SOLVERS,
         )
-    add("--lr", type=float)
-    add("--momentum", type=float)
-    add("--beta1", type=float)
-    add("--beta2", type=float)
-    add("--eps", type=float)
-    add("--epochs", type=int)
-    add("--batch-size", type=parse_batch_size, metavar="N|full")
-    add("--seed", type=int)
-    add("--dtype", choices=DTYPES)
-    add("--device", choices=DEVICES)
+    add("--lr", "learning rate", type=float)
+    add("--momentum", "momentum and nesterov's coefficient", type=float)
+    add("--beta1", "Adam's first-moment decay", type=float)
+    add("--beta2", "Adam's second-moment decay", type=float)
+    add("--eps", "Adam's epsilon (passed to every framework: their defaults differ)", type=float)
+    add("--epochs", "passes over the data", type=int)
+    add(
+        "--batch-size",
+        "rows per step; full: the whole data",
+        type=parse_batch_size,
+        metavar="N|full",
+    )
+    add("--seed", "seeds the initial weights and the batch order", type=int)
+    add("--dtype", "training precision", choices=DTYPES)
+    add("--device", "auto: the GPU when the framework sees one", choices=DEVICES)
     parser.add_argument(
         "--no-standardize",
         dest="standardize",

@@ -99,3 +99,39 @@ def test_resume_takes_the_checkpoints_data_when_data_is_omitted(tmp_path, data, 
 
 def test_train_without_data_or_resume_is_one_line():
     assert_one_line_error(dlport("train"), 2, "--data is required")
+
+
+def _flags(parser) -> set[str]:
+    return {s for a in parser._actions for s in a.option_strings if s.startswith("--")} - {"--help"}
+
+
+def test_every_command_has_a_description_an_example_and_help_on_every_option():
+    from dlport.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, parser in commands.items():
+        assert parser.description and parser.epilog.startswith("example:\n  dlport " + name)
+        for action in parser._actions:
+            assert action.help, f"dlport {name} {action.option_strings} has no help"
+
+
+def test_readme_lists_the_options_each_command_has():
+    """The README's synopsis and the parser name the same flags ([train options]: train's)."""
+    import re
+    from pathlib import Path
+
+    from dlport.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    synopsis = readme.split("## The command line\n\n```\n", 1)[1].split("```", 1)[0]
+    listed: dict[str, set[str]] = {}
+    for line in synopsis.splitlines():
+        command = re.match(r"dlport (\w+)", line)
+        name = command.group(1) if command else name  # noqa: F821 - a continuation line
+        listed.setdefault(name, set()).update(re.findall(r"--[a-z0-9-]+", line.split("#")[0]))
+        if "[train options]" in line:
+            listed[name] |= _flags(commands["compare"]) & _flags(commands["train"])
+    assert {n: sorted(f) for n, f in listed.items()} == {
+        n: sorted(_flags(p)) for n, p in commands.items()
+    }
