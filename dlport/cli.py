@@ -72,6 +72,13 @@ COMMANDS = {
         "loss, on CPU and GPU, against the NumPy loop in the same run (table, JSON, charts).",
         "dlport bench --workloads tiny,medium --frameworks torch,tensorflow --repeats 3",
     ),
+    "env": (
+        "create, list or remove a framework's own environment",
+        "Build a framework's isolated venv (dlport with that framework's extra and pins) under "
+        "your data directory (DLPORT_ENVS overrides it), where compare and bench find it from "
+        "any folder; list or remove them.",
+        "dlport env create mxnet --python python3.11 && dlport compare --frameworks mxnet",
+    ),
     "frameworks": (
         "list frameworks, versions and devices",
         "List every framework dlport has a port for: whether it imports in this environment, "
@@ -99,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "by parity tests. `dlport COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"dlport {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, help="`dlport COMMAND --help`"
+    )
 
     train = _command(sub, "train")
     train.add_argument("--framework", help=f"numpy (default) | {' | '.join(ported_names())}")
@@ -227,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds allowed to one framework on one workload (default: %(default)s)",
     )
     bench.set_defaults(func=cmd_bench)
+
+    env = _command(sub, "env")
+    actions = env.add_subparsers(
+        dest="action", required=True, parser_class=_Parser, help="what to do"
+    )
+    create = actions.add_parser("create", help="build (or rebuild) NAME's env")
+    create.add_argument("name", metavar="NAME", help=" | ".join(ported_names()))
+    create.add_argument(
+        "--python", metavar="PATH", help="the interpreter to build it with (default: this one)"
+    )
+    create.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an argument for pip install, e.g. --pip=--index-url=URL (repeatable)",
+    )
+    remove = actions.add_parser("remove", help="delete NAME's env")
+    remove.add_argument("name", metavar="NAME", help=" | ".join(ported_names()))
+    listing = actions.add_parser("list", help="the envs built, their Python and where")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    env.set_defaults(func=cmd_env)
 
     frameworks = _command(sub, "frameworks")
     frameworks.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -606,6 +637,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report.print_terminal(rows)
     print(f"results: {table} (and .json, -throughput.png beside it)")
     return 0 if all(r["status"] in ("ok", "no-device") for r in rows) else 4
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from dlport.common import user_envs
+
+    if args.action == "create":
+        python = user_envs.create(args.name, args.python, args.pip, progress=True)
+        print(f"{args.name} env ready: {python} (compare and bench use it)")
+    elif args.action == "remove":
+        print(f"removed {user_envs.remove(args.name)}")
+    elif args.json:
+        print(json.dumps(user_envs.listed(), indent=2))
+    else:
+        from dlport.console import print_table
+
+        rows = [[e["framework"], e["python"], e["created"], e["path"]] for e in user_envs.listed()]
+        title = f"dlport envs ({user_envs.envs_home()})"
+        print_table(title, ["framework", "python", "created", "path"], rows)
+    return 0
 
 
 def cmd_frameworks(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ NumPy is the reference every framework is compared against."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -12,6 +13,9 @@ from dlport.common.registry import FRAMEWORKS, get_trainer
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
 FRAMEWORK = os.environ.get("DLPORT_FRAMEWORK", "numpy")
+# The user's own framework envs (`dlport env create`) must not stand in for the ones a test
+# sets up: every test sees an empty envs folder unless it makes one.
+os.environ["DLPORT_ENVS"] = tempfile.mkdtemp(prefix="dlport-test-envs-")
 
 
 def pytest_report_header(config):

@@ -3,6 +3,7 @@ apply to the data given."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -102,7 +103,13 @@ def test_train_without_data_or_resume_is_one_line():
 
 
 def _flags(parser) -> set[str]:
-    return {s for a in parser._actions for s in a.option_strings if s.startswith("--")} - {"--help"}
+    """A command's --flags, its subcommands' included (dlport env create --python ...)."""
+    flags = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                flags |= _flags(child)
+    return flags - {"--help"}
 
 
 def test_every_command_has_a_description_an_example_and_help_on_every_option():

@@ -162,4 +162,6 @@ def test_a_framework_this_python_cannot_run_is_reported_with_the_reason(tmp_path
     assert (
         outcome.reason.startswith("torch on Python 3.") and "no wheels; use 3.x" in outcome.reason
     )
-    assert outcome.fix.startswith("--python torch=")
+    assert outcome.fix == (
+        "dlport env create torch --python PATH, or --python torch=PATH, PATH a Python it supports"
+    )

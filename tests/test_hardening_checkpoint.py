@@ -277,7 +277,7 @@ def test_resume_accepts_flags_equal_to_the_saved_ones_and_a_device(tmp_path, sav
 
 
 def test_train_help_still_shows_every_default():
-    help_text = dlport("train", "--help").stdout
+    help_text = " ".join(dlport("train", "--help").stdout.split())  # as read, unwrapped
     for flag in ("--lr LR", "--momentum", "--epochs", "--batch-size", "--seed", "--device"):
         assert flag in help_text
     for default in ("default 0.01", "default 50", "default 32", "default auto", "default sgd"):

@@ -22,6 +22,7 @@ from dlport.common.errors import DlportError
 from dlport.common.pythons import unsupported_reason
 from dlport.common.registry import check_name
 from dlport.common.results import TrainResult
+from dlport.common.user_envs import envs_home, find_env_python
 
 _PACKAGE_PARENT = Path(dlport.__file__).resolve().parent.parent
 # Run from a source checkout, the same source runs in every env (whatever dlport version an env
@@ -104,9 +105,13 @@ def project_roots() -> list[Path]:
 
 
 def find_python(framework: str, overrides: dict[str, str]) -> Path | None:
-    """The interpreter of ``framework``'s env: an override, else <project>/.tox/<env>/bin/python."""
+    """The interpreter of ``framework``'s env: ``--python``, else the user's env (``dlport env
+    create``), else <project>/.tox/<env>/bin/python in a source checkout."""
     if framework in overrides:
         return Path(overrides[framework]).absolute()  # children run in another directory
+    created = find_env_python(framework)
+    if created:
+        return created
     env = check_name(framework).tox_env
     for root in project_roots():
         candidate = root / ".tox" / env / "bin" / "python"
@@ -150,14 +155,18 @@ def run_json(
 ) -> Outcome:
     """``<python> -m MODULE ARGS`` that writes ``json_path``; ``Outcome.payload`` is its JSON."""
     env_name = check_name(framework).tox_env
-    fix = f"tox -e {env_name} --notest, or --python {framework}=/path/to/python"
+    tox = f"tox -e {env_name} --notest, or " if project_roots() else ""
+    fix = f"dlport env create {framework}, or {tox}--python {framework}=/path/to/python"
     unsupported = unsupported_reason(framework, sys.version_info)
     if python is None and unsupported:  # tox skipped its env on this Python, and said why
-        fix = f"--python {framework}=/path/to/python of a supported Python"
+        fix = (
+            f"dlport env create {framework} --python PATH, or --python {framework}=PATH, "
+            "PATH a Python it supports"
+        )
         return Outcome(framework, "missing", reason=unsupported, fix=fix)
     if python is None:
-        where = " or ".join(str(r / ".tox" / env_name) for r in project_roots())
-        reason = f"no {where} environment" if where else "dlport is not run from a checkout"
+        places = [envs_home() / framework, *(r / ".tox" / env_name for r in project_roots())]
+        reason = f"no {framework} environment ({' or '.join(map(str, places))})"
         return Outcome(framework, "missing", reason=reason, fix=fix)
     if not python.exists():
         return Outcome(framework, "missing", reason=f"{python} does not exist", fix=fix)
