@@ -464,3 +464,16 @@ def test_a_file_that_grows_past_the_cap_while_read_is_refused(tmp_path, monkeypa
         f"{path} is over 64 MiB, more than a dlport checkpoint holds; "
         "give the file that dlport train --checkpoint wrote"
     )
+
+
+def test_a_number_past_float64_is_refused_as_corruption(tmp_path, diabetes):
+    """1e999 parses to inf; the writer never emits it, and the checksum could not hold it."""
+    path = tmp_path / "c.json"
+    NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+    document = json.loads(path.read_text())
+    first = json.dumps(document["payload"]["history"]["loss"][0])
+    path.write_text(path.read_text().replace(first, "1e999", 1))
+    assert refused(Checkpoint.read, path) == (
+        f"{path} is not a dlport checkpoint (truncated or corrupted); "
+        "re-create it with dlport train --checkpoint"
+    )
