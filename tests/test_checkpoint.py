@@ -12,6 +12,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_cli import interruptible
 
 from dlport.common.checkpoint import SCHEMA_VERSION, Checkpoint, Checkpointing, data_fingerprint
 from dlport.common.config import TrainConfig
@@ -205,9 +206,16 @@ def test_killed_runs_leave_a_complete_checkpoint_and_resume_to_identical_weights
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     path = tmp_path / "interrupted.json"
-    command = _train_command(path, 400)[:-4] + ["--checkpoint", str(path)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    proc = subprocess.Popen(
+        _train_command(path, 400),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+    )
+    deadline = time.monotonic() + 120  # a loaded machine imports the framework slowly
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # an epoch has ended (--checkpoint-every 1): Ctrl-C has one to save
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

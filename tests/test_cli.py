@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -24,6 +25,12 @@ def dlport(*args, cwd=None):
         cwd=cwd,
         timeout=300,
     )
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test will Ctrl-C: a shell's background job (`cmd &`) ignores
+    SIGINT, its children inherit that, and Python then installs no KeyboardInterrupt at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def assert_one_line_error(run, code: int, message: str) -> None:

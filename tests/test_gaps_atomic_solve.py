@@ -81,8 +81,12 @@ def test_a_block_device_is_refused_by_name(tmp_path, monkeypatch):
 
 
 def test_a_character_device_is_written_through(tmp_path):
-    write_bytes_atomic("/dev/null", b"gone")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    # A private copy of /dev/null: a regression (or a mutant of atomic.py) that replaces the
+    # device must not replace the machine's own, which every process writes to.
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    write_bytes_atomic(str(null), b"gone")
+    assert stat.S_ISCHR(os.stat(null).st_mode) and os.stat(null).st_rdev == os.makedev(1, 3)
 
 
 def test_our_own_stdout_is_written_in_place(tmp_path, capfd):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import assert_one_line_error, dlport
+from test_cli import assert_one_line_error, dlport, interruptible
 from test_compare import fake_python, run_compare, statuses
 
 import dlport.bench.baselines.torch as torch_baseline
@@ -246,6 +246,7 @@ def test_ctrl_c_stops_compare_and_its_child_leaves_nothing_behind(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     started = out / "results" / "torch-sgd.json.started"
     try:

@@ -173,7 +173,9 @@ def test_cli_prints_nothing_of_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stderr
     # With --json FILE dlport prints its summary to stdout and nothing to a piped stderr.
     assert proc.stderr == ""
-    assert proc.stdout.startswith(f"tensorflow {tf.__version__} on ")
+    first, second = proc.stdout.splitlines()[:2]  # what trains on what, then the summary
+    assert first.startswith("data diabetes: 442 rows;")
+    assert second.startswith(f"tensorflow {tf.__version__} on ")
     assert json.loads(out.read_text())["versions"]["keras"] == keras.__version__
 
 
