@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 
 import numpy as np
 import pytest
@@ -95,7 +96,27 @@ def test_our_own_stdout_is_written_in_place(tmp_path, capfd):
     path = f"/proc/self/fd/{1}"
     print("before", flush=True)
     write_bytes_atomic(path, b"result\n")
-    assert capfd.readouterr().out == "before\nresult\n"
+    os.write(1, b"after\n")  # the descriptor is still open: the write did not close it
+    assert capfd.readouterr().out == "before\nresult\nafter\n"
+
+
+def test_our_own_stderr_is_written_in_place_too(capfd):
+    print("before", file=sys.stderr, flush=True)
+    write_bytes_atomic("/proc/self/fd/2", b"result\n")
+    assert capfd.readouterr().err == "before\nresult\n"
+
+
+def test_a_closed_stdout_is_not_an_error(tmp_path):
+    """`dlport ... >&-`: fstat(1) fails; the file is still written, as any other path."""
+    (tmp_path / "result.json").write_bytes(b"old")  # an existing file is compared with fd 1
+    saved = os.dup(1)
+    os.close(1)
+    try:
+        write_bytes_atomic(tmp_path / "result.json", b"{}")
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    assert (tmp_path / "result.json").read_bytes() == b"{}"
 
 
 # -- solve -----------------------------------------------------------------------------------------
