@@ -1,6 +1,6 @@
-"""``dlport train | compare | predict | export | frameworks``: argparse, one-line errors, exit
-codes 0 / 2 (bad input) / 3 (divergence) / 4-5 (compare) / 130 (Ctrl-C). Importing this module
-imports no framework."""
+"""``dlport train | predict | export | compare | bench | env | frameworks``: argparse, one-line
+errors, exit codes 0 / 2 (bad input) / 3 (divergence) / 4-6 (compare) / 130 (Ctrl-C). Importing
+this module imports no framework."""
 
 from __future__ import annotations
 
@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         metavar="PATH",
-        help="continue from a checkpoint, with its settings (only --epochs and --device may "
-        "change)",
+        help="continue from a checkpoint, with its settings (only --epochs, --device and --tf32 "
+        "may change)",
     )
     train.set_defaults(func=cmd_train)
 

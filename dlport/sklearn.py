@@ -108,11 +108,6 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         except DlportError as exc:
             raise ValueError(f"{type(self).__name__}: {exc}") from None
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False  # the seed fixes the initial weights and batch order
-        return tags
-
 
 def _trainer(framework: str):
     try:

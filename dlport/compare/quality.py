@@ -11,7 +11,6 @@ GREW = 2.0
 WORST_R2 = -1.0
 # Further than this above the least-squares optimum's MSE (relative): trained, but not there.
 FAR = 0.01
-QUALITIES = ("ok", "far", "diverged")
 
 
 def quality(result: TrainResult, optimum_mse: float) -> str:
