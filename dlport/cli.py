@@ -253,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="an argument for pip install, e.g. --pip=--index-url=URL (repeatable)",
     )
+    create.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="install dlport from this folder or wheel (default: this source checkout, "
+        "else this version from the package index)",
+    )
     remove = actions.add_parser("remove", help="delete NAME's env")
     remove.add_argument("name", metavar="NAME", help=" | ".join(ported_names()))
     listing = actions.add_parser("list", help="the envs built, their Python and where")
@@ -643,7 +650,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     from dlport.common import user_envs
 
     if args.action == "create":
-        python = user_envs.create(args.name, args.python, args.pip, progress=True)
+        python = user_envs.create(args.name, args.python, args.pip, args.source, progress=True)
         print(f"{args.name} env ready: {python} (compare and bench use it)")
     elif args.action == "remove":
         print(f"removed {user_envs.remove(args.name)}")

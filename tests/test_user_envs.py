@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from test_cli import assert_one_line_error, dlport
@@ -32,8 +33,11 @@ def fake_env(home, framework: str, python: str):
     return folder / "bin" / "python"
 
 
+ROOT = str(Path(__file__).resolve().parents[1])  # this checkout: tox runs dlport installed
+
+
 def test_create_builds_a_working_env_that_list_shows_and_remove_deletes(envs, tmp_path):
-    created = dlport("env", "create", "numpy", cwd=tmp_path)
+    created = dlport("env", "create", "numpy", "--from", ROOT, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     python = envs / "numpy" / "bin" / "python"
     assert created.stdout == f"numpy env ready: {python} (compare and bench use it)\n"
@@ -56,7 +60,7 @@ def test_create_builds_a_working_env_that_list_shows_and_remove_deletes(envs, tm
 
 
 def test_a_failed_build_leaves_nothing_and_says_why_in_one_line(envs):
-    run = dlport("env", "create", "numpy", "--pip=--no-such-option")
+    run = dlport("env", "create", "numpy", "--pip=--no-such-option", "--from", ROOT)
     assert_one_line_error(run, 2, "numpy: installing ")
     assert "no such option: --no-such-option" in run.stderr
     assert list(envs.iterdir()) == []  # neither the env nor its partial build

@@ -45,14 +45,16 @@ def find_env_python(framework: str) -> Path | None:
     return python if (folder / MARKER).is_file() and python.exists() else None
 
 
-def requirement(framework: str) -> str:
-    """What pip installs: this source tree from a checkout, else this dlport version."""
+def requirement(framework: str, source: str | None = None) -> str:
+    """What pip installs: dlport from ``source`` (a folder or wheel), else this source tree
+    from a checkout, else this dlport version from the package index."""
     from dlport.common.envs import SOURCE_ROOT
 
     extra = check_name(framework).extra
     extras = f"[{extra}]" if extra else ""
-    if SOURCE_ROOT:
-        return f"{SOURCE_ROOT}{extras}"
+    origin = source or SOURCE_ROOT
+    if origin:
+        return f"dlport{extras} @ {Path(origin).absolute().as_uri()}"
     return f"dlport{extras}=={dlport.__version__}"
 
 
@@ -73,12 +75,15 @@ def _python_version(python: str) -> tuple[int, int]:
     return major, minor
 
 
-def create(framework: str, python: str | None = None, pip_args=(), *, progress=False) -> Path:
+def create(
+    framework: str, python: str | None = None, pip_args=(), source=None, *, progress=False
+) -> Path:
     """Build ``framework``'s env from scratch (replacing one there) with ``python`` (default:
     this interpreter), atomically: a failed build leaves the previous env, or nothing."""
     entry = check_name(framework)
     python = python or sys.executable
     version = _python_version(python)
+    wanted = requirement(framework, source)
     unsupported = unsupported_reason(framework, version)
     if unsupported:
         raise DlportError(f"{unsupported}; give another interpreter with --python")
@@ -93,15 +98,8 @@ def create(framework: str, python: str | None = None, pip_args=(), *, progress=F
             "upgrading pip",
         ),
         (
-            [
-                str(partial / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                *pip_args,
-                requirement(framework),
-            ],  # fmt: skip
-            f"installing {requirement(framework)}",
+            [str(partial / "bin" / "python"), "-m", "pip", "install", *pip_args, wanted],
+            f"installing {wanted}",
         ),
     ]
     try:
@@ -113,7 +111,7 @@ def create(framework: str, python: str | None = None, pip_args=(), *, progress=F
             "framework": framework,
             "extra": entry.extra,
             "python": ".".join(map(str, version)),
-            "requirement": requirement(framework),
+            "requirement": wanted,
             "pip_args": list(pip_args),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
