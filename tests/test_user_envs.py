@@ -95,11 +95,11 @@ def test_compare_from_an_empty_folder_finds_the_users_envs(envs, tmp_path, monke
     folder.mkdir()
     monkeypatch.chdir(folder)
     monkeypatch.setattr(envs_module, "project_roots", lambda: [])
-    args = ["compare", "--frameworks", "torch,mxnet", "--optimizers", "sgd", "--epochs", "2"]
+    args = ["compare", "--frameworks", "torch,jax", "--optimizers", "sgd", "--epochs", "2"]
     assert main([*args, "--out", "out"]) == 4
     report = json.loads((folder / "out" / "report.json").read_text())
     rows = report["cases"][0]["frameworks"]
     assert rows["torch"]["status"] == "ok" and rows["torch"]["parity"]["passed"]
-    assert rows["mxnet"]["status"] == "missing"
-    assert rows["mxnet"]["fix"] == "dlport env create mxnet, or --python mxnet=/path/to/python"
-    assert rows["mxnet"]["reason"] == f"no mxnet environment ({envs / 'mxnet'})"
+    assert rows["jax"]["status"] == "missing"  # jax: a framework every tested Python runs
+    assert rows["jax"]["fix"] == "dlport env create jax, or --python jax=/path/to/python"
+    assert rows["jax"]["reason"] == f"no jax environment ({envs / 'jax'})"
