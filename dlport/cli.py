@@ -495,12 +495,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names_columns(source: str) -> bool:
+    """Whether a data source has columns to pick a target from (not an NPZ or synthetic data)."""
+    return not (source.endswith(".npz") or source.startswith("synthetic"))
+
+
 def _named_target(saved_data: dict) -> str | None:
-    """The saved target where the data names its columns (not an NPZ or synthetic data)."""
-    source = saved_data["source"]
-    return (
-        None if source.endswith(".npz") or source.startswith("synthetic") else saved_data["target"]
-    )
+    """The saved target where the data names its columns."""
+    return saved_data["target"] if _names_columns(saved_data["source"]) else None
 
 
 def describe_columns(data, target: str | None, shown: int = 8) -> str:
@@ -509,12 +511,11 @@ def describe_columns(data, target: str | None, shown: int = 8) -> str:
     features = ", ".join(names[:shown]) + (
         f", ... ({len(names)} in all)" if len(names) > shown else ""
     )
-    columns = not data.source.startswith("synthetic") and not data.source.endswith(".npz")
     how = (
         " (--target)"
         if target
         else " (the last column; --target NAME picks another)"
-        if columns
+        if _names_columns(data.source)
         else ""
     )
     return (
