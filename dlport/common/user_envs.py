@@ -34,10 +34,6 @@ def envs_home() -> Path:
     return Path(platformdirs.user_data_dir("dlport")) / "envs"
 
 
-def env_python(framework: str) -> Path:
-    return envs_home() / framework / "bin" / "python"
-
-
 def find_env_python(framework: str) -> Path | None:
     """A finished env's interpreter, None where there is none."""
     folder = envs_home() / framework
