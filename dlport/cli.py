@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="FILE",
         help="torch: .pt (state_dict); tensorflow, keras-*: .keras; mxnet: .params; "
-        "jax: .msgpack (flax)",
+        "jax: .msgpack (flax); any framework: .onnx (its own exporter where it has one)",
     )
     export.add_argument(
         "--dtype", choices=DTYPES, help="stored and computed in (default: the run's dtype)"
@@ -485,12 +485,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     checkpoint = Checkpoint.read(args.checkpoint)
     check_name(args.framework)
-    if args.framework == "numpy":
-        raise DlportError("numpy has no native model format; the checkpoint itself is NumPy's")
     weights, bias = checkpoint.model
     dtype = args.dtype or checkpoint.payload["config"]["dtype"]
-    get_trainer(args.framework).export_native(weights, bias, args.out, dtype)
     names = checkpoint.payload["data"]["feature_names"]
+    trainer = get_trainer(args.framework)
+    if args.out.endswith(".onnx"):
+        how = trainer.export_onnx(weights, bias, args.out, dtype, names)
+        print(f"ONNX model ({dtype}) written to {args.out} by {how}; its inputs, in order: {names}")
+        return 0
+    if args.framework == "numpy":
+        raise DlportError(
+            "numpy has no native model format; the checkpoint itself is NumPy's "
+            "(--out FILE.onnx exports ONNX)"
+        )
+    trainer.export_native(weights, bias, args.out, dtype)
     print(f"{args.framework} model ({dtype}) written to {args.out}; its inputs, in order: {names}")
     return 0
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 import dlport
+from dlport.common.atomic import write_bytes_atomic
 from dlport.common.batching import epoch_order, steps_per_epoch
 from dlport.common.checkpoint import (
     Checkpoint,
@@ -28,6 +29,7 @@ from dlport.common.data import Dataset
 from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
+from dlport.common.onnx_model import Exported, finish, reference_graph
 from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
 from dlport.common.solve import scaled_design
@@ -90,6 +92,25 @@ class TrainerBase:
     def import_native(self, path: str) -> tuple[np.ndarray, float]:
         """Read back what ``export_native`` wrote: (weights, bias)."""
         raise DlportError(f"{self.name} has no native model format")
+
+    # Why a framework without an ONNX exporter that works here builds the reference graph.
+    onnx_fallback: ClassVar[str] = "it has no ONNX exporter of its own"
+
+    def onnx_model(self, weights: np.ndarray, bias: float, dtype: str) -> Exported:
+        """The model as an ONNX graph in ``dtype``, by the framework's own exporter; where it
+        has none that works here, built with ``onnx.helper`` from the weights, saying why."""
+        return Exported(
+            reference_graph(weights, bias, dtype), f"onnx.helper, as {self.onnx_fallback}"
+        )
+
+    def export_onnx(
+        self, weights: np.ndarray, bias: float, path: str, dtype: str, feature_names: list[str]
+    ) -> str:
+        """Write the model as an ONNX file (feature order in its metadata); return how it was
+        made."""
+        exported = self.onnx_model(np.asarray(weights, dtype=np.float64), float(bias), dtype)
+        write_bytes_atomic(path, finish(exported, feature_names, self.name, dtype))
+        return exported.exporter
 
     # -- shared --------------------------------------------------------------------------------
     def resolve_device(self, requested: str) -> str:

@@ -8,8 +8,10 @@ backend runs an epoch.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -19,6 +21,7 @@ from dlport.common.config import TrainConfig
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions
 from dlport.common.errors import DlportError
 from dlport.common.fitting import TrainerBase
+from dlport.common.onnx_model import INSTALL_HINT, Exported, import_onnx
 
 
 def _keep_float64() -> None:
@@ -123,9 +126,7 @@ class KerasTrainer(TrainerBase):
     def export_native(self, weights, bias, path, dtype="float64"):
         # A whole Keras model file: keras.models.load_model(path) predicts in original units,
         # on whichever backend loads it.
-        model = keras.Sequential(
-            [keras.Input((len(weights),), dtype=dtype), make_dense(weights, bias, dtype)]
-        )
+        model = make_model(weights, bias, dtype)
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)  # as the other exports do
@@ -136,6 +137,22 @@ class KerasTrainer(TrainerBase):
         except OSError as exc:  # name the user's path, not the staging folder
             raise OSError(exc.errno, exc.strerror, str(path)) from None
 
+    def onnx_model(self, weights, bias, dtype):
+        # Keras' own exporter: tf2onnx on TensorFlow, torch.onnx on torch
+        onnx = import_onnx()
+        model = make_model(weights, bias, dtype)
+        model(np.zeros((1, len(weights)), dtype=dtype))  # Keras exports only a called model
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the exporters' own deprecations
+                    model.export(path, format="onnx", verbose=False)
+            except ImportError as exc:  # tf2onnx, onnxscript
+                raise DlportError(f"Keras' ONNX export needs {exc.name}: {INSTALL_HINT}") from None
+            exported = onnx.load(path)
+        return Exported(exported, f"keras Model.export(format='onnx'), keras {keras.__version__}")
+
     def import_native(self, path):
         try:
             model = keras.models.load_model(path)
@@ -145,6 +162,13 @@ class KerasTrainer(TrainerBase):
                 f"{path} is not a Keras model with a Dense(1) layer ({exc})"
             ) from None
         return kernel.astype(np.float64).reshape(-1), float(bias[0])
+
+
+def make_model(weights, bias, dtype: str) -> keras.Sequential:
+    """The exported model: the input in ``dtype`` (a float64 model takes float64 rows)."""
+    return keras.Sequential(
+        [keras.Input((len(weights),), dtype=dtype), make_dense(weights, bias, dtype)]
+    )
 
 
 class KerasVariablesState:

@@ -16,6 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dlport.common.config import TrainConfig  # noqa: E402
+from dlport.common.fitting import TrainerBase  # noqa: E402
 from dlport.common.solve import rank_cutoff  # noqa: E402
 from dlport.frameworks.keras.parts import (  # noqa: E402
     KerasTrainer,
@@ -43,6 +44,12 @@ def make_step(layer, loss, optimizer):
 
 class KerasJaxTrainer(KerasTrainer):
     name = "keras-jax"
+    # Measured with Keras 3.15 and jax2onnx 0.17: a float64 model came out with float32 inputs.
+    onnx_fallback = (
+        "Keras exports from JAX through jax2onnx, which pulls orbax, equinox and "
+        "huggingface-hub and turns a float64 model's inputs into float32"
+    )
+    onnx_model = TrainerBase.onnx_model
 
     def devices(self) -> list[str]:
         return jax_devices()

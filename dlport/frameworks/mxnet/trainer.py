@@ -51,6 +51,7 @@ from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
+from dlport.common.onnx_model import Exported, import_onnx, reference_graph  # noqa: E402
 
 # hybridize(static_alloc=True, static_shape=True) on the forward + loss block: one CachedOp call
 # forward and one backward instead of ~6 imperative operator calls each way. Measured on 2 CPU
@@ -181,6 +182,35 @@ class MXNetTrainer(TrainerBase):
             net.save_parameters(name)
             with open(name, "rb") as fh:
                 write_bytes_atomic(path, fh.read())
+
+    def onnx_model(self, weights, bias, dtype):
+        # MXNet's own exporter, mx.onnx, from the hybridized block's symbol and parameter files
+        onnx = import_onnx()
+        if not hasattr(onnx, "mapping"):
+            return Exported(
+                reference_graph(weights, bias, dtype),
+                f"onnx.helper, as mx.onnx (MXNet 1.9.1) reads onnx.mapping, which onnx "
+                f"{onnx.__version__} no longer has (pip install 'onnx<1.17' for mx.onnx)",
+            )
+        d = len(weights)
+        net = make_dense(np.asarray(weights, dtype=dtype), bias, dtype, mx.cpu())
+        net.hybridize()
+        net(nd.zeros((2, d), dtype=dtype))  # the symbol is traced on the first call
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # its onnx.mapping reads
+            prefix = os.path.join(tmp, "model")
+            net.export(prefix)
+            path = mx.onnx.export_model(
+                f"{prefix}-symbol.json",
+                f"{prefix}-0000.params",
+                [(2, d)],
+                [np.dtype(dtype)],
+                f"{prefix}.onnx",
+                dynamic=True,
+                dynamic_input_shapes=[(None, d)],
+            )
+            exported = onnx.load(path)
+        return Exported(exported, f"mx.onnx.export_model, mxnet {mx.__version__}")
 
     def import_native(self, path):
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 
@@ -24,6 +25,7 @@ from dlport.common.atomic import write_bytes_atomic  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
+from dlport.common.onnx_model import INSTALL_HINT, Exported  # noqa: E402
 from dlport.common.solve import rank_cutoff  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -137,6 +139,32 @@ class TorchTrainer(TrainerBase):
         buffer = io.BytesIO()
         torch.save(layer.state_dict(), buffer)
         write_bytes_atomic(path, buffer.getvalue())
+
+    def onnx_model(self, weights, bias, dtype):
+        # torch's own exporter (torch.export, then onnxscript), the rows dimension left free
+        layer = make_linear(np.asarray(weights), bias, _DTYPES[dtype], "cpu").eval()
+        example = torch.zeros((2, len(weights)), dtype=_DTYPES[dtype])
+        exporter_log = logging.getLogger("torch.onnx")
+        level = exporter_log.level
+        try:
+            # its progress lines, the torchvision ops it skips, its own deprecations
+            exporter_log.setLevel(logging.ERROR)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                program = torch.onnx.export(
+                    layer,
+                    (example,),
+                    dynamo=True,
+                    input_names=["X"],
+                    output_names=["y"],
+                    dynamic_shapes=({0: torch.export.Dim("rows")},),
+                    verbose=False,
+                )
+        except ImportError as exc:  # onnxscript
+            raise DlportError(f"torch.onnx.export needs {exc.name}: {INSTALL_HINT}") from None
+        finally:
+            exporter_log.setLevel(level)
+        return Exported(program.model_proto, f"torch.onnx.export (dynamo), torch {self.version()}")
 
     def import_native(self, path):
         try:
