@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from a checkpoint, with its settings (only --epochs, --device and --tf32 "
         "may change)",
     )
+    add_track_argument(train)
+    train.add_argument(
+        "--track-parent", metavar="RUN_ID", help="log the run as a child of this MLflow run"
+    )
     train.set_defaults(func=cmd_train)
 
     predict = _command(sub, "predict")
@@ -191,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=900.0,
         help="seconds allowed to one framework run (default: %(default)s)",
     )
+    add_track_argument(compare)
     compare.set_defaults(func=cmd_compare)
 
     bench = _command(sub, "bench")
@@ -260,6 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="install dlport from this folder or wheel (default: this source checkout, "
         "else this version from the package index)",
     )
+    create.add_argument(
+        "--with",
+        dest="also",
+        default="",
+        metavar="EXTRAS",
+        help="more of dlport's extras, comma-separated: mlflow (for compare --track), onnx, "
+        "sklearn, plot, cli",
+    )
     remove = actions.add_parser("remove", help="delete NAME's env")
     remove.add_argument("name", metavar="NAME", help=" | ".join(ported_names()))
     listing = actions.add_parser("list", help="the envs built, their Python and where")
@@ -281,6 +294,17 @@ def positive_seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def add_track_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log to MLflow (pip install 'dlport[mlflow]'): a URI, a .db file or an mlruns "
+        "folder (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool | None = True) -> None:
@@ -418,6 +442,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = resume.payload["data"]
         args.data, args.target = saved["source"], args.target or _named_target(saved)
     data = load_dataset(args.data, args.target)
+    track = _tracking(args)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
     try:
         print(describe_columns(data, args.target), file=summary_file, flush=True)
@@ -440,7 +465,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"result written to {args.json}", file=summary_file)
     if args.checkpoint:
         print(f"checkpoint written to {args.checkpoint}", file=summary_file)
+    if track:
+        from dlport.tracking import log_run
+
+        run_id = log_run(track, result, trainer, parent_run_id=args.track_parent)
+        print(f"MLflow run {run_id} logged to {track}", file=summary_file)
     return 0
+
+
+def _tracking(args: argparse.Namespace) -> str | None:
+    """The absolute MLflow URI to log to, or None; MLflow is checked for before any training."""
+    if getattr(args, "track_parent", None) and args.track is None:
+        raise DlportError("--track-parent needs --track URI (the parent run's tracking URI)")
+    if args.track is None:
+        return None
+    from dlport.tracking import check, tracking_uri
+
+    uri = tracking_uri(args.track or None)
+    check(uri)
+    return uri
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -577,30 +620,54 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     data = load_dataset(args.data, args.target)
     out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    comparison = compare(
-        data, base, frameworks, cases, out, config_to_args, overrides, args.timeout
-    )
+    track = _tracking(args)
+    train_args = config_to_args
+    if track:
+        from dlport import tracking
+
+        parent = tracking.open_parent(
+            track,
+            f"compare {args.data}",
+            {"data": args.data, "frameworks": ",".join(frameworks), "cases": ",".join(cases)}
+            | base.to_dict(),
+        )
+
+        def train_args(config):  # each child logs its own run, and model, under the parent
+            return [*config_to_args(config), "--track", track, "--track-parent", parent]
+
+    comparison = compare(data, base, frameworks, cases, out, train_args, overrides, args.timeout)
     report.write(comparison, out)
     plots = importlib.util.find_spec("matplotlib") is not None
     if plots:  # every file before the first line printed: `| head` must not lose one
         from dlport.compare.plots import write_plots
 
         write_plots(comparison, out)
+    code, verdict = _compare_verdict(comparison)
+    if track:
+        tracking.log_comparison(track, parent, comparison, out, code)
     report.print_terminal(comparison)
     if not plots:
         print("plots skipped: install matplotlib (pip install 'dlport[plot]')")
     print(f"report: {out / 'report.md'}")
+    if track:
+        print(f"MLflow run {parent} (a child run per framework and case) logged to {track}")
+    if verdict:
+        print(verdict, file=sys.stderr)
+    return code
+
+
+def _compare_verdict(comparison) -> tuple[int, str]:
+    """compare's exit code and why it is not 0."""
+    from dlport.compare import report
+
     if not comparison.all_ran:
-        print("not every framework ran (see above)", file=sys.stderr)
-        return 4
+        return 4, "not every framework ran (see above)"
     if not comparison.all_agree:
-        print("some framework is outside the parity tolerance (see above)", file=sys.stderr)
-        return 5
+        return 5, "some framework is outside the parity tolerance (see above)"
     gone = report.diverged(comparison)
     if gone:
-        print(f"diverged (quality column): {', '.join(gone)}; lower --lr", file=sys.stderr)
-        return 6
-    return 0
+        return 6, f"diverged (quality column): {', '.join(gone)}; lower --lr"
+    return 0, ""
 
 
 def _framework_list(text: str) -> list[str]:
@@ -659,7 +726,10 @@ def cmd_env(args: argparse.Namespace) -> int:
     from dlport.common import user_envs
 
     if args.action == "create":
-        python = user_envs.create(args.name, args.python, args.pip, args.source, progress=True)
+        also = [name.strip() for name in args.also.split(",") if name.strip()]
+        python = user_envs.create(
+            args.name, args.python, args.pip, args.source, also, progress=True
+        )
         print(f"{args.name} env ready: {python} (compare and bench use it)")
     elif args.action == "remove":
         print(f"removed {user_envs.remove(args.name)}")

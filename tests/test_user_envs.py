@@ -72,8 +72,9 @@ def test_a_failed_build_leaves_nothing_and_says_why_in_one_line(envs):
         (["create", "caffe"], "unknown framework 'caffe'"),
         (["remove", "torch"], "no env for torch under"),
         (["create", "numpy", "--python", "/no/such/python"], "cannot run --python /no/such"),
+        (["create", "torch", "--with", "mlflow,gpu"], "--with gpu: not an extra of dlport"),
     ],
-    ids=["unknown", "remove-missing", "bad-python"],
+    ids=["unknown", "remove-missing", "bad-python", "bad-extra"],
 )
 def test_bad_env_commands_are_one_line(envs, args, message):
     assert_one_line_error(dlport("env", *args), 2, message)
@@ -103,3 +104,10 @@ def test_compare_from_an_empty_folder_finds_the_users_envs(envs, tmp_path, monke
     assert rows["jax"]["status"] == "missing"  # jax: a framework every tested Python runs
     assert rows["jax"]["fix"] == "dlport env create jax, or --python jax=/path/to/python"
     assert rows["jax"]["reason"] == f"no jax environment ({envs / 'jax'})"
+
+
+def test_with_adds_extras_to_the_frameworks_own(tmp_path):
+    wanted = user_envs.requirement("torch", str(tmp_path), ["mlflow", "onnx"])
+    assert wanted == f"dlport[torch,mlflow,onnx] @ {tmp_path.as_uri()}"
+    assert user_envs.requirement("numpy", str(tmp_path), ["mlflow"]).startswith("dlport[mlflow] @")
+    assert user_envs.requirement("numpy", str(tmp_path)).startswith("dlport @")

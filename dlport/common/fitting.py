@@ -93,6 +93,15 @@ class TrainerBase:
         """Read back what ``export_native`` wrote: (weights, bias)."""
         raise DlportError(f"{self.name} has no native model format")
 
+    def log_mlflow_model(
+        self, weights: np.ndarray, bias: float, dtype: str, feature_names: list[str]
+    ) -> None:
+        """Log the model to the active MLflow run in MLflow's flavour for this framework; where
+        MLflow has none, a pyfunc that predicts with this framework (``dlport.tracking``)."""
+        from dlport.tracking import log_pyfunc_model
+
+        log_pyfunc_model(self.name, weights, bias, dtype, feature_names)
+
     # Why a framework without an ONNX exporter that works here builds the reference graph.
     onnx_fallback: ClassVar[str] = "it has no ONNX exporter of its own"
 

@@ -41,13 +41,24 @@ def find_env_python(framework: str) -> Path | None:
     return python if (folder / MARKER).is_file() and python.exists() else None
 
 
-def requirement(framework: str, source: str | None = None) -> str:
-    """What pip installs: dlport from ``source`` (a folder or wheel), else this source tree
-    from a checkout, else this dlport version from the package index."""
+# What `dlport env create --with` may add to a framework's env (pyproject's extras).
+OPTIONAL_EXTRAS = ("mlflow", "onnx", "sklearn", "plot", "cli")
+
+
+def requirement(framework: str, source: str | None = None, also=()) -> str:
+    """What pip installs: dlport with the framework's extra and ``also`` (``OPTIONAL_EXTRAS``:
+    ``compare --track`` needs mlflow in every framework's env), from ``source`` (a folder or
+    wheel), else this source tree from a checkout, else this version from the package index."""
     from dlport.common.envs import SOURCE_ROOT
 
-    extra = check_name(framework).extra
-    extras = f"[{extra}]" if extra else ""
+    unknown = sorted(set(also) - set(OPTIONAL_EXTRAS))
+    if unknown:
+        raise DlportError(
+            f"--with {','.join(unknown)}: not an extra of dlport; choose from "
+            f"{', '.join(OPTIONAL_EXTRAS)}"
+        )
+    names = [name for name in (check_name(framework).extra, *also) if name]
+    extras = f"[{','.join(names)}]" if names else ""
     origin = source or SOURCE_ROOT
     if origin:
         return f"dlport{extras} @ {Path(origin).absolute().as_uri()}"
@@ -72,14 +83,14 @@ def _python_version(python: str) -> tuple[int, int]:
 
 
 def create(
-    framework: str, python: str | None = None, pip_args=(), source=None, *, progress=False
+    framework: str, python: str | None = None, pip_args=(), source=None, also=(), *, progress=False
 ) -> Path:
     """Build ``framework``'s env from scratch (replacing one there) with ``python`` (default:
     this interpreter), atomically: a failed build leaves the previous env, or nothing."""
     entry = check_name(framework)
     python = python or sys.executable
     version = _python_version(python)
-    wanted = requirement(framework, source)
+    wanted = requirement(framework, source, also)
     unsupported = unsupported_reason(framework, version)
     if unsupported:
         raise DlportError(f"{unsupported}; give another interpreter with --python")

@@ -73,6 +73,7 @@ def parity_settings(tf32: bool = False) -> None:
 
 class TensorFlowTrainer(KerasTrainer):
     name = "tensorflow"
+    mlflow_exported = True  # TensorFlow is here: the SavedModel keeps float64 inputs
 
     def version(self) -> str:
         return tf.__version__

@@ -166,6 +166,20 @@ class TorchTrainer(TrainerBase):
             exporter_log.setLevel(level)
         return Exported(program.model_proto, f"torch.onnx.export (dynamo), torch {self.version()}")
 
+    def log_mlflow_model(self, weights, bias, dtype, feature_names):
+        import mlflow.pytorch
+
+        from dlport.tracking import model_arguments
+
+        layer = make_linear(np.asarray(weights), bias, _DTYPES[dtype], "cpu").eval()
+        # MLflow's default "pt2" format traces the layer with the example: two rows, as one row
+        # would be fixed into the graph
+        mlflow.pytorch.log_model(
+            layer,
+            input_example=np.zeros((2, len(weights)), dtype=dtype),
+            **model_arguments(self.name, weights, dtype, feature_names),
+        )
+
     def import_native(self, path):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
