@@ -398,6 +398,7 @@ def config_to_args(config: TrainConfig) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from dlport.common.callbacks import ProgressBar
     from dlport.common.checkpoint import Checkpoint, Checkpointing, check_resume_framework
     from dlport.common.data import load_dataset
     from dlport.common.registry import check_name, get_trainer
@@ -455,7 +456,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         every=args.checkpoint_every,
         interrupt_path=Path(interrupt),
     )
-    result = trainer.fit(data, config, progress=True, checkpointing=checkpointing, resume=resume)
+    callbacks = [ProgressBar(), checkpointing]
+    result = trainer.fit(data, config, callbacks=callbacks, resume=resume)
     if args.json and args.json != "-":  # files first: a reader that stops early loses nothing
         result.write_json(args.json)
     print_summary(result, summary_file)

@@ -26,7 +26,7 @@ CONFIG = TrainConfig(optimizer="adam", epochs=6)
 @pytest.fixture()
 def saved(tmp_path, diabetes):
     path = tmp_path / "run.ckpt.json"
-    result = NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+    result = NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(path=path)])
     return path, result
 
 
@@ -75,7 +75,7 @@ def test_resume_continues_bit_for_bit(tmp_path, diabetes, saved, stop_after):
     _, full = saved
     partial = tmp_path / "partial.json"
     NumpyTrainer().fit(
-        diabetes, CONFIG.replace(epochs=stop_after), checkpointing=Checkpointing(path=partial)
+        diabetes, CONFIG.replace(epochs=stop_after), callbacks=[Checkpointing(path=partial)]
     )
     resumed = NumpyTrainer().fit(diabetes, CONFIG, resume=Checkpoint.read(partial))
     assert resumed.weights == full.weights and resumed.bias == full.bias
@@ -107,7 +107,7 @@ def test_periodic_checkpoints(tmp_path, diabetes, monkeypatch):
 
     monkeypatch.setattr(Checkpoint, "write", record)
     plan = Checkpointing(path=path, every=2)
-    NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=5), checkpointing=plan)
+    NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=5), callbacks=[plan])
     assert written == [(2, path), (4, path), (5, path)]  # every 2, then the end
     assert Checkpoint.read(path).epoch == 5
 
@@ -133,7 +133,7 @@ def test_mutated_checkpoints_are_refused_or_identical(tmp_path_factory, diabetes
     """Flip, cut or insert bytes anywhere: the reader refuses, or the content is unchanged."""
     folder = tmp_path_factory.mktemp("mut")
     path = folder / "c.json"
-    NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=1), checkpointing=Checkpointing(path=path))
+    NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=1), callbacks=[Checkpointing(path=path)])
     original, payload = path.read_bytes(), Checkpoint.read(path).payload
     at = data.draw(st.integers(0, len(original) - 1))
     kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))

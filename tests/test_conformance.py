@@ -158,7 +158,7 @@ def test_resume_continues_bit_for_bit(trainer, diabetes, tmp_path, optimizer):
     config = TrainConfig(optimizer=optimizer, epochs=4, device="cpu")
     full = trainer.fit(diabetes, config)
     path = tmp_path / "half.json"
-    trainer.fit(diabetes, config.replace(epochs=2), checkpointing=Checkpointing(path=path))
+    trainer.fit(diabetes, config.replace(epochs=2), callbacks=[Checkpointing(path=path)])
     checkpoint = Checkpoint.read(path)
     assert checkpoint.framework == trainer.name and checkpoint.epoch == 2
     resumed = trainer.fit(diabetes, config, resume=checkpoint)

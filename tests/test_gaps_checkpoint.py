@@ -31,12 +31,12 @@ def test_ctrl_c_without_checkpoint_saves_to_the_interrupt_path_only(
     # dlport train without --checkpoint: nothing is written per epoch or at the end...
     target = tmp_path / "dlport-interrupted-numpy.ckpt.json"
     plan = Checkpointing(interrupt_path=target)
-    whole = NumpyTrainer().fit(diabetes, CONFIG, checkpointing=plan)
+    whole = NumpyTrainer().fit(diabetes, CONFIG, callbacks=[plan])
     assert not target.exists()
     # ...but Ctrl-C saves the last complete epoch there, and says so.
     interrupt_at(monkeypatch, 3)
     with pytest.raises(Interrupted, match=f"after epoch 2; checkpoint written to {target}; "):
-        NumpyTrainer().fit(diabetes, CONFIG, checkpointing=plan)
+        NumpyTrainer().fit(diabetes, CONFIG, callbacks=[plan])
     saved = Checkpoint.read(target)
     assert saved.epoch == 2 and saved.payload["rng"] == {
         "batch_order": "epoch_order(n, seed, epoch)",
@@ -53,14 +53,14 @@ def test_ctrl_c_in_the_first_epoch_saves_nothing(tmp_path, diabetes, monkeypatch
     target = tmp_path / "interrupted.json"
     interrupt_at(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(interrupt_path=target))
+        NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(interrupt_path=target)])
     assert not target.exists()
 
 
 def test_the_exact_solver_checkpoint_holds_its_model_and_cannot_be_resumed(tmp_path, diabetes):
     path = tmp_path / "exact.json"
     config = TrainConfig(solver="exact")
-    result = NumpyTrainer().fit(diabetes, config, checkpointing=Checkpointing(path=path))
+    result = NumpyTrainer().fit(diabetes, config, callbacks=[Checkpointing(path=path)])
     saved = Checkpoint.read(path)
     weights, bias = saved.model
     assert weights.tolist() == result.weights and bias == result.bias
@@ -73,7 +73,7 @@ def test_the_exact_solver_checkpoint_holds_its_model_and_cannot_be_resumed(tmp_p
 @pytest.fixture()
 def finished(tmp_path, diabetes):
     path = tmp_path / "done.json"
-    result = NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+    result = NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(path=path)])
     return Checkpoint.read(path), result
 
 
@@ -243,7 +243,7 @@ def test_a_float32_run_resumes_bit_for_bit(tmp_path, diabetes, optimizer):
     # The saved slots come back in the run's dtype, not as float64.
     config = CONFIG.replace(optimizer=optimizer, dtype="float32", epochs=2)
     path = tmp_path / "half.json"
-    NumpyTrainer().fit(diabetes, config, checkpointing=Checkpointing(path=path))
+    NumpyTrainer().fit(diabetes, config, callbacks=[Checkpointing(path=path)])
     resumed = NumpyTrainer().fit(diabetes, config.replace(epochs=4), resume=Checkpoint.read(path))
     whole = NumpyTrainer().fit(diabetes, config.replace(epochs=4))
     assert resumed.weights == whole.weights and resumed.history == whole.history
@@ -408,7 +408,7 @@ def test_a_missing_config_key_is_named(tmp_path, finished):
 def test_a_full_batch_checkpoint_reads(tmp_path, diabetes):
     path = tmp_path / "full.json"
     config = CONFIG.replace(batch_size=None, epochs=2)
-    NumpyTrainer().fit(diabetes, config, checkpointing=Checkpointing(path=path))
+    NumpyTrainer().fit(diabetes, config, callbacks=[Checkpointing(path=path)])
     assert Checkpoint.read(path).payload["config"]["batch_size"] is None
 
 
@@ -469,7 +469,7 @@ def test_a_file_that_grows_past_the_cap_while_read_is_refused(tmp_path, monkeypa
 def test_a_number_past_float64_is_refused_as_corruption(tmp_path, diabetes):
     """1e999 parses to inf; the writer never emits it, and the checksum could not hold it."""
     path = tmp_path / "c.json"
-    NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+    NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(path=path)])
     document = json.loads(path.read_text())
     first = json.dumps(document["payload"]["history"]["loss"][0])
     path.write_text(path.read_text().replace(first, "1e999", 1))

@@ -27,7 +27,7 @@ CONFIG = TrainConfig(optimizer="adam", epochs=3, device="cpu")
 @pytest.fixture()
 def saved(tmp_path, diabetes):
     path = tmp_path / "run.ckpt.json"
-    NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+    NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(path=path)])
     return path
 
 
@@ -170,7 +170,7 @@ def test_malformed_checkpoints_are_one_line_for_every_command(tmp_path, saved, c
 def test_the_exact_solver_checkpoint_passes_the_schema(tmp_path, diabetes):
     path = tmp_path / "exact.json"
     result = NumpyTrainer().fit(
-        diabetes, TrainConfig(solver="exact"), checkpointing=Checkpointing(path=path)
+        diabetes, TrainConfig(solver="exact"), callbacks=[Checkpointing(path=path)]
     )
     checkpoint = Checkpoint.read(path)
     assert checkpoint.epoch == 0 and checkpoint.model[0].tolist() == result.weights
@@ -230,7 +230,7 @@ def test_resume_refuses_an_optimizer_state_this_run_does_not_keep(
     tmp_path, trainer, diabetes, damage
 ):
     path = tmp_path / "run.json"
-    trainer.fit(diabetes, CONFIG.replace(epochs=1), checkpointing=Checkpointing(path=path))
+    trainer.fit(diabetes, CONFIG.replace(epochs=1), callbacks=[Checkpointing(path=path)])
     change, message = STATE_DAMAGE[damage]
     resave(path, lambda p: change(p["optimizer"]))
     with pytest.raises(DlportError, match=f"optimizer state does not fit .*{message}"):
@@ -286,15 +286,13 @@ def test_train_help_still_shows_every_default():
 
 # -- G: saving per epoch costs the same at epoch 10 and at epoch 1,000,000 ---------------------
 def test_epoch_done_does_not_copy_the_history(diabetes):
-    saver = Checkpointing(interrupt_path=None).saver(
-        NumpyTrainer(), CONFIG, diabetes, _scaler(diabetes)
-    )
+    saver, run = _started(Checkpointing(interrupt_path=None), diabetes)
     runner = _runner(diabetes)
-    history = [0.5] * 2_000_000  # a copy would take 16 MB
+    run.history[:] = [0.5] * 2_000_000  # a copy would take 16 MB
     tracemalloc.start()
     try:
-        for epoch in range(len(history) - 3, len(history)):
-            saver.epoch_done(epoch, history, runner)
+        for epoch in range(len(run.history) - 3, len(run.history)):
+            saver.on_epoch_end(run, epoch, runner)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -303,19 +301,23 @@ def test_epoch_done_does_not_copy_the_history(diabetes):
 
 def test_the_written_history_is_the_one_at_the_snapshot(tmp_path, diabetes):
     path = tmp_path / "c.json"
-    saver = Checkpointing(path=path).saver(NumpyTrainer(), CONFIG, diabetes, _scaler(diabetes))
-    history = [0.3, 0.2]
-    saver.epoch_done(2, history, _runner(diabetes))
-    history.append(0.1)  # the next epoch's loss, then Ctrl-C before its snapshot
+    saver, run = _started(Checkpointing(path=path), diabetes)
+    run.history[:] = [0.3, 0.2]
+    saver.on_epoch_end(run, 2, _runner(diabetes))
+    run.history.append(0.1)  # the next epoch's loss, then Ctrl-C before its snapshot
     with pytest.raises(Interrupted, match="after epoch 2"):
-        saver.interrupted()
+        saver.on_interrupt(run)
     assert Checkpoint.read(path).payload["history"]["loss"] == [0.3, 0.2]
 
 
-def _scaler(data):
+def _started(checkpointing, data):
+    """The callback as fit starts it, and the run it sees."""
+    from dlport.common.callbacks import TrainingRun
     from dlport.common.standardize import Standardizer
 
-    return Standardizer.fit(data.X, data.y)
+    run = TrainingRun(NumpyTrainer(), CONFIG, data, Standardizer.fit(data.X, data.y), None)
+    checkpointing.on_train_begin(run)
+    return checkpointing, run
 
 
 def _runner(data):
@@ -355,7 +357,7 @@ def test_ctrl_c_in_the_first_resumed_epoch_saves_the_resumed_state(
         _fit(
             diabetes,
             CONFIG.replace(epochs=5),
-            checkpointing=Checkpointing(path=out),
+            callbacks=[Checkpointing(path=out)],
             resume=Checkpoint.read(saved),
         )
     got, want = Checkpoint.read(out).payload, Checkpoint.read(saved).payload
@@ -374,12 +376,12 @@ def test_ctrl_c_during_the_final_write_still_saves_and_says_so(tmp_path, diabete
 
     monkeypatch.setattr(Checkpoint, "write", write_once_interrupted)
     with pytest.raises(Interrupted, match=f"after epoch 3; checkpoint written to {path}"):
-        _fit(diabetes, CONFIG, checkpointing=Checkpointing(path=path))
+        _fit(diabetes, CONFIG, callbacks=[Checkpointing(path=path)])
     assert Checkpoint.read(path).epoch == 3
 
 
 def test_ctrl_c_before_any_save_is_a_plain_keyboard_interrupt(tmp_path, diabetes, monkeypatch):
     interrupt_at(monkeypatch, 1)  # main() then says that nothing was saved
     with pytest.raises(KeyboardInterrupt):
-        NumpyTrainer().fit(diabetes, CONFIG, checkpointing=Checkpointing(path=tmp_path / "x"))
+        NumpyTrainer().fit(diabetes, CONFIG, callbacks=[Checkpointing(path=tmp_path / "x")])
     assert not os.path.exists(tmp_path / "x")

@@ -20,6 +20,7 @@ import numpy as np
 from dlport.bench.workloads import WORKLOADS
 from dlport.common.atomic import write_text_atomic
 from dlport.common.batching import steps_per_epoch
+from dlport.common.callbacks import StopWhen
 from dlport.common.config import TrainConfig
 from dlport.common.data import load_dataset
 from dlport.common.fitting import with_intercept
@@ -112,7 +113,9 @@ def time_to_quality(trainer, data, config, workload, repeats) -> dict:
             return False
 
         start = time.perf_counter()
-        trainer.fit(data, config.replace(epochs=workload.max_epochs), stop_when=good_enough)
+        trainer.fit(
+            data, config.replace(epochs=workload.max_epochs), callbacks=[StopWhen(good_enough)]
+        )
         seconds.append(time.perf_counter() - start)
         epochs.append(hit[0] if hit else None)
         reached = reached and bool(hit)

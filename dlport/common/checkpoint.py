@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlport.common.atomic import write_text_atomic
+from dlport.common.callbacks import Callback
 from dlport.common.config import RESUME_MAY_CHANGE, TrainConfig
 from dlport.common.errors import DlportError, Interrupted
 from dlport.common.registry import framework_names
@@ -422,15 +423,27 @@ def _mismatch(state: Any, expected: Any, where: str) -> str | None:
 
 
 @dataclass
-class Checkpointing:
-    """Where and how often ``fit`` writes checkpoints; Ctrl-C writes one to ``interrupt_path``."""
+class Checkpointing(Callback):
+    """The callback that writes checkpoints: at the end to ``path`` (and every ``every``
+    epochs); on Ctrl-C, the last complete epoch to ``interrupt_path`` (else ``path``)."""
 
     path: Path | None = None
     every: int | None = None
     interrupt_path: Path | None = None
 
-    def saver(self, trainer, config, data, scaler) -> _Saver:
-        return _Saver(self, trainer, config, data, scaler)
+    def on_train_begin(self, run):
+        self._saver = _Saver(self, run.trainer, run.config, run.data, run.scaler)
+        if run.resume is not None:
+            self._saver.resumed(run.resume, run.history)
+
+    def on_epoch_end(self, run, epoch, runner):
+        self._saver.epoch_done(epoch, run.history, runner)
+
+    def on_train_end(self, run, w, b, optimizer):
+        self._saver.finished(len(run.history), run.history, w, b, optimizer)
+
+    def on_interrupt(self, run):
+        self._saver.interrupted()
 
 
 class _Saver:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -17,12 +17,8 @@ import numpy as np
 import dlport
 from dlport.common.atomic import write_bytes_atomic
 from dlport.common.batching import epoch_order, steps_per_epoch
-from dlport.common.checkpoint import (
-    Checkpoint,
-    Checkpointing,
-    check_optimizer_state,
-    check_resumable,
-)
+from dlport.common.callbacks import Callback, CallbackList, TrainingRun
+from dlport.common.checkpoint import Checkpoint, check_optimizer_state, check_resumable
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import CANONICAL, Conventions
 from dlport.common.data import Dataset
@@ -30,7 +26,6 @@ from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.onnx_model import Exported, finish, reference_graph
-from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
 from dlport.common.solve import scaled_design
 from dlport.common.standardize import Standardizer
@@ -153,14 +148,13 @@ class TrainerBase:
         data: Dataset,
         config: TrainConfig | None = None,
         *,
-        progress: bool = False,
-        checkpointing: Checkpointing | None = None,
+        callbacks: Iterable[Callback] = (),
         resume: Checkpoint | None = None,
-        stop_when: Callable[[int, np.ndarray, float], bool] | None = None,
     ) -> TrainResult:
         """Train on ``data`` (a ``Dataset``: ``load_dataset(...)`` or ``Dataset.from_arrays(X,
-        y)``) with ``config`` (default ``TrainConfig()``); ``stop_when(epochs_done, w, b)``
-        (training units) may end it early."""
+        y)``) with ``config`` (default ``TrainConfig()``); ``callbacks`` (``ProgressBar``,
+        ``Checkpointing``, ``StopWhen``, ...) see every epoch and may end the run early;
+        ``resume`` continues a checkpoint."""
         if not isinstance(data, Dataset):
             raise DlportError(
                 f"fit takes a Dataset, got {type(data).__name__}; pass "
@@ -183,37 +177,25 @@ class TrainerBase:
             scaler = Standardizer.identity(d)
         Xs, ys = _training_arrays(scaler, data, config)
         batch = config.batch_size_for(n)
-        saver = checkpointing.saver(self, config, data, scaler) if checkpointing else None
+        resumed = list(resume.payload["history"]["loss"]) if resume is not None else []
+        run = TrainingRun(self, config, data, scaler, resume, history=resumed)
+        callbacks = CallbackList(callbacks)
         start = time.perf_counter()
-        if config.solver == "exact":
-            names = list(data.feature_names)
-            design = scaled_design(with_intercept(Xs), names, config.dtype)
-            coef = design.coefficients(self._solve_exact(design.matrix, ys, device))
-            w, b, history, first, first_epoch = coef[:-1], float(coef[-1]), [], 0, 0.0
-            if saver:
-                saver.finished(0, [], w, b, {})
-        else:
-            history, first = [], 0
-            w0, b0 = initial_params(d, config.seed)
-            if resume is not None:
-                w0, b0 = resume.train_params
-                first, history = resume.epoch, list(resume.payload["history"]["loss"])
-                if saver:
-                    saver.resumed(resume, history)
-            runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
-            if resume is not None:
-                # A fresh runner's state shows the slots this run keeps: the saved one must match.
-                state, run = resume.optimizer_state, f"{self.name} {config.optimizer}"
-                check_optimizer_state(state, runner.optimizer_state(), run)
-                runner.load_optimizer_state(state)
-            label = f"{self.name} {config.optimizer}"
-            with progress_bar(config.epochs - first, label, progress) as bar:
-                first_epoch = _descend(
-                    runner, config, n, batch, first, history, bar, saver, stop_when, start
-                )
-            w, b = runner.params()
-            if saver:
-                saver.finished(len(history), history, w, b, runner.optimizer_state())
+        try:
+            callbacks.on_train_begin(run)
+            if config.solver == "exact":
+                names = list(data.feature_names)
+                design = scaled_design(with_intercept(Xs), names, config.dtype)
+                coef = design.coefficients(self._solve_exact(design.matrix, ys, device))
+                w, b, state, first_epoch = coef[:-1], float(coef[-1]), {}, 0.0
+            else:
+                runner, first_epoch = self._descend(run, callbacks, Xs, ys, batch, device, start)
+                (w, b), state = runner.params(), runner.optimizer_state()
+            callbacks.on_train_end(run, w, b, state)
+        finally:
+            callbacks.close(run)
+        history = run.history
+        first = resume.epoch if resume is not None else 0
         fit_seconds = time.perf_counter() - start
         w = np.asarray(w, dtype=np.float64).reshape(-1)
         if not (np.isfinite(w).all() and math.isfinite(b)):
@@ -248,29 +230,39 @@ class TrainerBase:
             },
         )
 
-
-def _descend(runner, config, n, batch, first, history, bar, saver, stop_when, start) -> float:
-    """Epochs ``first``..``config.epochs``: train, check, record, save; returns the first
-    epoch's wall time (it holds any compilation). Ctrl-C saves the last complete epoch."""
-    first_epoch = 0.0
-    try:
-        for epoch in range(first, config.epochs):
-            loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
-            if not math.isfinite(loss):
-                raise DivergenceError(_divergence(epoch + 1, loss, config))
-            history.append(loss)
-            bar.advance(f"loss {loss:.6g}")
-            if epoch == first:
-                first_epoch = time.perf_counter() - start
-            if saver:
-                saver.epoch_done(epoch + 1, history, runner)
-            if stop_when is not None and stop_when(epoch + 1, *runner.params()):
-                break
-    except KeyboardInterrupt:
-        if saver:
-            saver.interrupted()
-        raise
-    return first_epoch
+    def _descend(self, run: TrainingRun, callbacks, Xs, ys, batch, device, start):
+        """Gradient descent from the initial values (or the resumed ones) to ``config.epochs``,
+        unless a callback stops it; returns the runner and the first epoch's wall time (it
+        holds any compilation). Ctrl-C goes to the callbacks (a checkpoint saves the last
+        complete epoch) and on."""
+        config, n = run.config, len(ys)
+        w0, b0 = initial_params(Xs.shape[1], config.seed)
+        first = 0
+        if run.resume is not None:
+            w0, b0 = run.resume.train_params
+            first = run.resume.epoch
+        runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
+        if run.resume is not None:
+            # A fresh runner's state shows the slots this run keeps: the saved one must match.
+            state, label = run.resume.optimizer_state, f"{self.name} {config.optimizer}"
+            check_optimizer_state(state, runner.optimizer_state(), label)
+            runner.load_optimizer_state(state)
+        first_epoch = 0.0
+        try:
+            for epoch in range(first, config.epochs):
+                loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
+                if not math.isfinite(loss):
+                    raise DivergenceError(_divergence(epoch + 1, loss, config))
+                run.history.append(loss)
+                if epoch == first:
+                    first_epoch = time.perf_counter() - start
+                callbacks.on_epoch_end(run, epoch + 1, runner)
+                if run.stop:
+                    break
+        except KeyboardInterrupt:
+            callbacks.on_interrupt(run)
+            raise
+        return runner, first_epoch
 
 
 # Rows standardized at a time: the float64 temporaries stay a few MB, whatever the data's size.

@@ -132,7 +132,7 @@ def test_resume_continues_bit_for_bit(diabetes, tmp_path, optimizer):
     trainer = mxt.MXNetTrainer()
     full = trainer.fit(diabetes, config)
     path = tmp_path / "one.json"
-    trainer.fit(diabetes, config.replace(epochs=1), checkpointing=Checkpointing(path=path))
+    trainer.fit(diabetes, config.replace(epochs=1), callbacks=[Checkpointing(path=path)])
     resumed = trainer.fit(diabetes, config, resume=Checkpoint.read(path))
     assert resumed.weights == full.weights and resumed.history == full.history
 

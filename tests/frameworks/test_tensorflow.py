@@ -147,7 +147,7 @@ def test_resume_refuses_an_optimizer_variable_keras_would_only_warn_about(diabet
     config = TrainConfig(optimizer="adam", epochs=2, device="cpu")
     path = tmp_path / "one.json"
     trainer = TensorFlowTrainer()
-    trainer.fit(diabetes, config.replace(epochs=1), checkpointing=Checkpointing(path=path))
+    trainer.fit(diabetes, config.replace(epochs=1), callbacks=[Checkpointing(path=path)])
     payload = Checkpoint.read(path).payload
     payload["optimizer"]["6"] = payload["optimizer"]["5"]
     Checkpoint(payload).write(path)
