@@ -18,10 +18,10 @@ from test_cli import assert_one_line_error, dlport, interruptible
 from test_compare import fake_python, run_compare, statuses
 
 import dlport.bench.baselines.torch as torch_baseline
-from dlport import cli
 from dlport.bench.worker import check_figures, idiomatic
 from dlport.bench.workloads import WORKLOADS
 from dlport.cli import main
+from dlport.cli import train as cli_train
 from dlport.common.checkpoint import Checkpoint
 from dlport.common.envs import SOURCE_ROOT, child_command, find_python, run_json
 from dlport.common.errors import DlportError
@@ -289,7 +289,7 @@ def test_an_interrupt_after_the_checkpoint_was_written_does_not_claim_nothing_sa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "print_summary", interrupted)
+    monkeypatch.setattr(cli_train, "print_summary", interrupted)
     path = tmp_path / "model.ckpt.json"
     code = main(["train", "--data", "diabetes", "--epochs", "2", "--checkpoint", str(path)])
     assert code == 130

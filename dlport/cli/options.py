@@ -1,0 +1,149 @@
+"""The arguments several commands share, and TrainConfig to and from them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
+from dlport.common.errors import DlportError
+from dlport.common.registry import ported_names
+
+DEFAULTS = TrainConfig()
+
+
+def positive_seconds(text: str) -> float:
+    """A --timeout: finite and above zero (nan, inf and 0 would time nothing out, or all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_track_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log to MLflow (pip install 'dlport[mlflow]'): a URI, a .db file or an mlruns "
+        "folder (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool | None = True) -> None:
+    """``required=None``: no default, but the command may find the data elsewhere (--resume)."""
+    parser.add_argument(
+        "--data",
+        required=bool(required),
+        default="diabetes" if required is False else None,
+        help="a .csv or .csv.gz (header row), .npz (X, y), .parquet (or a folder of parts), "
+        ".feather or .arrow file, 'diabetes', or 'synthetic:n=1000,d=8,noise=0.1,seed=0'"
+        + ("; with --resume, default: the checkpoint's data" if required is None else ""),
+    )
+    parser.add_argument("--target", help="target column by name (default: the last column)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:
+    # A flag not given stays out of the namespace (SUPPRESS), so that a resume can tell the
+    # flags a user gave from the defaults; the help shows each default instead.
+    d = DEFAULTS
+
+    def add(flag: str, text: str = "", **kwargs) -> None:
+        default = getattr(d, flag[2:].replace("-", "_"))
+        shown = "full" if default is None else default
+        text = f"{text}; default {shown}" if text else f"default {shown}"
+        parser.add_argument(flag, default=argparse.SUPPRESS, help=text, **kwargs)
+
+    if single_run:
+        add("--optimizer", "the update rule (docs/design.md gives each)", choices=OPTIMIZERS)
+        add(
+            "--solver",
+            "gd: gradient descent; exact: the framework's least squares",
+            choices=SOLVERS,
+        )
+    add("--lr", "learning rate", type=float)
+    add("--momentum", "momentum and nesterov's coefficient", type=float)
+    add("--beta1", "Adam's first-moment decay", type=float)
+    add("--beta2", "Adam's second-moment decay", type=float)
+    add("--eps", "Adam's epsilon (passed to every framework: their defaults differ)", type=float)
+    add("--epochs", "passes over the data", type=int)
+    add(
+        "--batch-size",
+        "rows per step; full: the whole data",
+        type=parse_batch_size,
+        metavar="N|full",
+    )
+    add("--seed", "seeds the initial weights and the batch order", type=int)
+    add("--dtype", "training precision", choices=DTYPES)
+    add("--device", "auto: the GPU when the framework sees one", choices=DEVICES)
+    parser.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="train on raw features and target",
+    )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="NVIDIA GPUs, float32: allow TF32 matmuls (faster, about 1e-3 relative; "
+        "off by default, as parity needs)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if hasattr(args, "batch_size"):  # None is meaningful there: full batch
+        given["batch_size"] = args.batch_size
+    return TrainConfig(**given)
+
+
+def config_to_args(config: TrainConfig) -> list[str]:
+    """The `dlport train` arguments that reproduce ``config`` (the inverse of the above)."""
+    args = []
+    for name, value in config.to_dict().items():
+        if name == "standardize":
+            args += [] if value else ["--no-standardize"]
+        elif name == "tf32":
+            args += ["--tf32"] if value else []
+        elif name == "batch_size":
+            args += ["--batch-size", "full" if value is None else str(value)]
+        else:
+            args += [
+                f"--{name.replace('_', '-')}",
+                repr(value) if isinstance(value, float) else str(value),
+            ]
+    return args
+
+
+def framework_list(text: str) -> list[str]:
+    from dlport.common.registry import check_name
+
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    for name in names:
+        check_name(name)
+    if not names or "numpy" in names:
+        raise DlportError(
+            f"--frameworks takes some of {', '.join(ported_names())} (numpy always runs)"
+        )
+    return names
+
+
+def tracking_from(args: argparse.Namespace) -> str | None:
+    """The absolute MLflow URI to log to, or None; MLflow is checked for before any training."""
+    if getattr(args, "track_parent", None) and args.track is None:
+        raise DlportError("--track-parent needs --track URI (the parent run's tracking URI)")
+    if args.track is None:
+        return None
+    from dlport.tracking import check, tracking_uri
+
+    uri = tracking_uri(args.track or None)
+    check(uri)
+    return uri

@@ -1,0 +1,69 @@
+"""What train prints: the data it trains on, the summary; a reader that went away."""
+
+from __future__ import annotations
+
+import os
+
+
+def names_columns(source: str) -> bool:
+    """Whether a data source has columns to pick a target from (not an NPZ or synthetic data)."""
+    return not (source.endswith(".npz") or source.startswith("synthetic"))
+
+
+def named_target(saved_data: dict) -> str | None:
+    """The saved target where the data names its columns."""
+    return saved_data["target"] if names_columns(saved_data["source"]) else None
+
+
+def describe_columns(data, target: str | None, shown: int = 8) -> str:
+    """What trains on what, said before training: the target is otherwise a silent default."""
+    names = list(data.feature_names)
+    features = ", ".join(names[:shown]) + (
+        f", ... ({len(names)} in all)" if len(names) > shown else ""
+    )
+    how = (
+        " (--target)"
+        if target
+        else " (the last column; --target NAME picks another)"
+        if names_columns(data.source)
+        else ""
+    )
+    return (
+        f"data {data.source}: {data.n_samples} rows; target {data.target_name!r}{how}; "
+        f"features: {features}"
+    )
+
+
+def print_summary(result, file) -> None:
+    from dlport.console import print_table
+
+    timing = result.timing
+    speed = timing.get("steps_per_second")
+    print(
+        f"{result.framework} {result.framework_version} on {result.device}, {result.dtype}, "
+        f"{result.config['solver']}"
+        + ("" if result.config["solver"] == "exact" else f" {result.config['optimizer']}")
+        + f": fit {timing['fit_seconds']:.3f} s"
+        + (f", {speed:,.0f} steps/s" if speed else ""),
+        file=file,
+    )
+    if result.history["loss"]:
+        print(f"final epoch loss (standardized): {result.history['loss'][-1]:.6g}", file=file)
+    print_table(
+        "metrics (training data)", ["metric", "value"], list(result.metrics.items()), file=file
+    )
+    rows = list(zip(result.data["feature_names"], result.weights, strict=True)) + [
+        ("(bias)", result.bias)
+    ]
+    print_table(
+        f"weights (original units, target {result.data['target']})",
+        ["feature", "weight"],
+        rows,
+        file=file,
+    )
+
+
+def reader_gone(stream) -> None:
+    """Point ``stream`` at /dev/null: what is still printed (and Python's flush at exit) goes
+    nowhere instead of failing again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
