@@ -51,6 +51,7 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         beta1: float = _DEFAULTS["beta1"],
         beta2: float = _DEFAULTS["beta2"],
         eps: float = _DEFAULTS["eps"],
+        clip_norm: float | None = _DEFAULTS["clip_norm"],
         epochs: int = _DEFAULTS["epochs"],
         batch_size: int | None = _DEFAULTS["batch_size"],
         seed: int = _DEFAULTS["seed"],
@@ -67,6 +68,7 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
+        self.clip_norm = clip_norm
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed

@@ -79,6 +79,22 @@ def test_trajectory_matches_reference(trainer, reference, diabetes, optimizer, d
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_clipped_trajectory_matches_its_conventions_reference(
+    trainer, reference, diabetes, optimizer, dtype
+):
+    """--clip-norm with the framework's own tool, against the reference of its convention
+    (the epsilon each adds to the norm, and MXNet's norm of the batch-summed gradient)."""
+    config = TrainConfig(optimizer=optimizer, clip_norm=0.5, epochs=EPOCHS, dtype=dtype)
+    got = trainer.fit(diabetes, config.replace(device="cpu"))
+    want = reference.fit(diabetes, config.replace(dtype="float64", device="cpu"))
+    assert max_relative_difference(got.history["loss"], want.history["loss"]) < TOLERANCE[dtype]
+    assert max_relative_difference(_params(got), _params(want)) < TOLERANCE[dtype]
+    unclipped = reference.fit(diabetes, config.replace(clip_norm=None, dtype="float64"))
+    assert max_relative_difference(_params(unclipped), _params(want)) > 1e-3  # it clipped
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_exact_solver_matches_numpy_lstsq(trainer, diabetes, dtype):
     result = trainer.fit(diabetes, TrainConfig(solver="exact", dtype=dtype, device="cpu"))
     design = np.hstack([diabetes.X, np.ones((diabetes.n_samples, 1))])

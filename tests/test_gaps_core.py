@@ -236,6 +236,7 @@ def test_config_defaults_are_pinned():
         "beta1": 0.9,
         "beta2": 0.999,
         "eps": 1e-8,
+        "clip_norm": None,
         "epochs": 50,
         "batch_size": 32,
         "seed": 0,
@@ -286,8 +287,8 @@ def test_unknown_config_keys_are_named_with_the_known_ones():
         TrainConfig.from_dict({"learning_rate": 1, "lr": 0.1, "zeta": 2})
     assert str(caught.value) == (
         "unknown config keys ['learning_rate', 'zeta']; known keys: ['batch_size', 'beta1', "
-        "'beta2', 'device', 'dtype', 'epochs', 'eps', 'lr', 'momentum', 'optimizer', 'seed', "
-        "'solver', 'standardize', 'tf32']"
+        "'beta2', 'clip_norm', 'device', 'dtype', 'epochs', 'eps', 'lr', 'momentum', "
+        "'optimizer', 'seed', 'solver', 'standardize', 'tf32']"
     )
     assert TrainConfig.from_dict({"lr": 0.5}) == TrainConfig(lr=0.5)
 
@@ -388,7 +389,12 @@ def test_epsilon_hat_adam_follows_its_formula():
     config = config.replace(batch_size=7, standardize=False)
     theta, history = hand_fit(SMALL, config, adam_eps_hat)
     result = fit(config, Conventions(adam_eps=ADAM_EPS_HAT))
-    assert result.conventions == {"adam_eps": ADAM_EPS_HAT, "float32_hyperparameters": False}
+    assert result.conventions == {
+        "adam_eps": ADAM_EPS_HAT,
+        "float32_hyperparameters": False,
+        "clip_eps": 1e-6,
+        "clip_summed": False,
+    }
     np.testing.assert_allclose(params(result), theta, rtol=1e-12)
     np.testing.assert_allclose(result.history["loss"], history, rtol=1e-12)
 

@@ -91,3 +91,48 @@ def test_diabetes_exact_is_the_least_squares_optimum_and_adam_gets_within_one_pe
     assert max_relative_difference(np.append(exact.weights, exact.bias), expected) < 1e-10
     adam = NumpyTrainer().fit(diabetes, TrainConfig(optimizer="adam"))
     assert adam.metrics["mse"] <= 1.01 * exact.metrics["mse"]
+
+
+@pytest.mark.parametrize(
+    ("conventions", "limit"),
+    [
+        (CANONICAL, lambda g, m: 0.5 / (np.linalg.norm(g) + 1e-6)),  # torch
+        (Conventions(clip_eps=0.0), lambda g, m: 0.5 / np.linalg.norm(g)),  # Keras, optax
+        # MXNet: the batch-summed gradient's norm against C * m, 1e-8 added to it
+        (
+            Conventions(clip_eps=1e-8, clip_summed=True),
+            lambda g, m: 0.5 * m / (m * np.linalg.norm(g) + 1e-8),
+        ),
+    ],
+    ids=["torch", "keras-optax", "mxnet"],
+)
+def test_a_clipped_sgd_step_by_hand(conventions, limit):
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(6, 3)), rng.normal(size=6)
+    w0 = rng.normal(size=3)
+    runner = ReferenceRunner(X, y, w0, 0.25, TrainConfig(clip_norm=0.5, lr=0.1), conventions)
+    residual = X @ w0 + 0.25 - y
+    grad = np.append(X.T @ (2 * residual), np.sum(2 * residual)) / 6
+    assert np.linalg.norm(grad) > 0.5  # the step clips
+    runner.step(X, y)
+    expected = np.append(w0, 0.25) - 0.1 * grad * min(1.0, limit(grad, 6))
+    np.testing.assert_allclose(runner.theta, expected, rtol=1e-14)
+
+
+def test_a_small_gradient_is_not_clipped():
+    X, y = np.eye(2), np.array([0.01, -0.01])
+    clipped = ReferenceRunner(X, y, np.zeros(2), 0.0, TrainConfig(clip_norm=10.0), CANONICAL)
+    plain = ReferenceRunner(X, y, np.zeros(2), 0.0, TrainConfig(), CANONICAL)
+    clipped.step(X, y), plain.step(X, y)
+    assert clipped.theta.tolist() == plain.theta.tolist()
+
+
+def test_clipping_conventions_are_named_only_for_clipped_runs():
+    keras = Conventions(clip_eps=0.0)
+    assert keras.describe("sgd", "gd", clipped=True) == ["clipping adds 0 to the norm, not 1e-06"]
+    assert keras.describe("sgd", "gd", clipped=False) == []
+    mxnet = Conventions(clip_eps=1e-8, clip_summed=True)
+    assert mxnet.describe("sgd", "gd", clipped=True) == [
+        "clipping adds 1e-08 to the batch-summed gradient's norm, not 1e-06"
+    ]
+    assert CANONICAL.describe("sgd", "gd", clipped=True) == []

@@ -53,9 +53,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
     # flags a user gave from the defaults; the help shows each default instead.
     d = DEFAULTS
 
-    def add(flag: str, text: str = "", **kwargs) -> None:
+    def add(flag: str, text: str = "", none: str = "full", **kwargs) -> None:
         default = getattr(d, flag[2:].replace("-", "_"))
-        shown = "full" if default is None else default
+        shown = none if default is None else default
         text = f"{text}; default {shown}" if text else f"default {shown}"
         parser.add_argument(flag, default=argparse.SUPPRESS, help=text, **kwargs)
 
@@ -71,6 +71,13 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
     add("--beta1", "Adam's first-moment decay", type=float)
     add("--beta2", "Adam's second-moment decay", type=float)
     add("--eps", "Adam's epsilon (passed to every framework: their defaults differ)", type=float)
+    add(
+        "--clip-norm",
+        "scale each step's gradient to a global norm (all parameters as one vector) of at most C",
+        none="none",
+        type=float,
+        metavar="C",
+    )
     add("--epochs", "passes over the data", type=int)
     add(
         "--batch-size",
@@ -115,6 +122,8 @@ def config_to_args(config: TrainConfig) -> list[str]:
             args += ["--tf32"] if value else []
         elif name == "batch_size":
             args += ["--batch-size", "full" if value is None else str(value)]
+        elif value is None:  # an option not set (--clip-norm)
+            continue
         else:
             args += [
                 f"--{name.replace('_', '-')}",

@@ -175,7 +175,9 @@ def _record(fields: dict[str, Check]) -> Check:
 _CONFIG_FIELDS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _CONFIG_KINDS = {bool: _flag, int: _integer, float: _number, str: _string}
 # Settings newer than the first checkpoints: one without them ran with the default.
-_CONFIG_ADDED_LATER = ("tf32",)
+_CONFIG_ADDED_LATER = ("tf32", "clip_norm")
+# Settings where None means something (full batch, no clipping), else of this kind.
+_CONFIG_NULLABLE = {"batch_size": _integer, "clip_norm": _number}
 
 
 def _config(value: Any, where: str) -> None:
@@ -186,8 +188,10 @@ def _config(value: Any, where: str) -> None:
     for name, default in _CONFIG_FIELDS.items():
         if name not in value and name not in _CONFIG_ADDED_LATER:
             raise ValueError(f"{where}.{name} is missing")
-        if name in value and not (name == "batch_size" and value[name] is None):  # None: full
-            _CONFIG_KINDS[type(default)](value[name], f"{where}.{name}")
+        if name not in value or (name in _CONFIG_NULLABLE and value[name] is None):
+            continue
+        kind = _CONFIG_NULLABLE.get(name) or _CONFIG_KINDS[type(default)]
+        kind(value[name], f"{where}.{name}")
     try:
         TrainConfig(**value)
     except DlportError as exc:

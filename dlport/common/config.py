@@ -39,6 +39,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8  # passed explicitly to every framework: their defaults differ
+    # Scale each step's gradient so that its global norm (every parameter, one vector) is at
+    # most this; None: no clipping (docs/design.md, "Gradient clipping").
+    clip_norm: float | None = None
     epochs: int = 50
     batch_size: int | None = 32
     seed: int = 0
@@ -60,6 +63,8 @@ class TrainConfig:
         _positive("epochs", self.epochs, integer=True)
         if self.batch_size is not None:
             _positive("batch size", self.batch_size, integer=True)
+        if self.clip_norm is not None:
+            _positive("clip_norm", self.clip_norm)
         for name in ("momentum", "beta1", "beta2"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < 1):

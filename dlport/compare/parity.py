@@ -47,8 +47,9 @@ class Parity:
 def measure(result: TrainResult, reference: TrainResult, canonical: TrainResult) -> Parity:
     """``reference`` follows the result's conventions; ``canonical`` follows torch's rules."""
     notes = []
+    config = result.config
     described = Conventions(**result.conventions).describe(
-        result.config["optimizer"], result.config["solver"]
+        config["optimizer"], config["solver"], config.get("clip_norm") is not None
     )
     if described:
         size = max_relative_difference(params(reference), params(canonical))

@@ -15,6 +15,7 @@ import optax
 
 from dlport.common.atomic import write_bytes_atomic
 from dlport.common.config import TrainConfig
+from dlport.common.conventions import Conventions
 from dlport.common.errors import DlportError
 from dlport.common.fitting import TrainerBase
 from dlport.common.solve import rank_cutoff
@@ -42,9 +43,13 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     ``b = g + mu*b`` and nesterov steps along ``g + mu*b``; ``scale_by_adam`` adds eps to
     ``sqrt(v_hat)`` (optax/_src/transform.py, optax/transforms/_accumulation.py)."""
     if config.optimizer == "adam":
-        return optax.adam(config.lr, b1=config.beta1, b2=config.beta2, eps=config.eps)
-    momentum = None if config.optimizer == "sgd" else config.momentum
-    return optax.sgd(config.lr, momentum=momentum, nesterov=config.optimizer == "nesterov")
+        rule = optax.adam(config.lr, b1=config.beta1, b2=config.beta2, eps=config.eps)
+    else:
+        momentum = None if config.optimizer == "sgd" else config.momentum
+        rule = optax.sgd(config.lr, momentum=momentum, nesterov=config.optimizer == "nesterov")
+    if config.clip_norm is None:
+        return rule
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), rule)
 
 
 def make_step(optimizer: optax.GradientTransformation):
@@ -61,6 +66,7 @@ def make_step(optimizer: optax.GradientTransformation):
 
 class JaxTrainer(TrainerBase):
     name = "jax"
+    conventions = Conventions(clip_eps=0.0)  # optax.clip_by_global_norm: g * C / norm
     native_suffix = ".msgpack"
 
     def version(self) -> str:

@@ -73,16 +73,22 @@ def make_dense(w0: np.ndarray, b0: float, dtype: str) -> keras.layers.Dense:
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     """Build it inside ``floatx(config.dtype)``: its learning rate is a floatx() variable."""
     h = _hyperparameter_caster(config.dtype)
+    # global_clipnorm: the norm over every variable at once (clipnorm would clip each alone)
+    clip = {} if config.clip_norm is None else {"global_clipnorm": h(config.clip_norm)}
     if config.optimizer == "adam":
         return keras.optimizers.Adam(
             learning_rate=h(config.lr),
             beta_1=h(config.beta1),
             beta_2=h(config.beta2),
             epsilon=h(config.eps),
+            **clip,
         )
     momentum = 0.0 if config.optimizer == "sgd" else h(config.momentum)
     return keras.optimizers.SGD(
-        learning_rate=h(config.lr), momentum=momentum, nesterov=config.optimizer == "nesterov"
+        learning_rate=h(config.lr),
+        momentum=momentum,
+        nesterov=config.optimizer == "nesterov",
+        **clip,
     )
 
 
@@ -106,7 +112,7 @@ def make_keras_parts(w0: np.ndarray, b0: float, config: TrainConfig, device: str
 class KerasTrainer(TrainerBase):
     """What every Keras port shares; a backend adds devices, its runner and its lstsq."""
 
-    conventions = Conventions(adam_eps=ADAM_EPS_HAT)
+    conventions = Conventions(adam_eps=ADAM_EPS_HAT, clip_eps=0.0)
     native_suffix = ".keras"
     # mlflow.keras as a SavedModel (``model.export``), whose serving endpoint keeps the input
     # dtype; otherwise a .keras file, whose pyfunc calls ``model.predict``: that casts float64

@@ -140,7 +140,9 @@ class BatchLoss(gluon.HybridBlock):
 
 class MXNetTrainer(TrainerBase):
     name = "mxnet"
-    conventions = Conventions(adam_eps=ADAM_EPS_HAT, float32_hyperparameters=True)
+    conventions = Conventions(
+        adam_eps=ADAM_EPS_HAT, float32_hyperparameters=True, clip_eps=1e-8, clip_summed=True
+    )
     native_suffix = ".params"  # gluon Block.save_parameters
 
     def __init__(self, hybridize: bool = HYBRIDIZE):
@@ -246,6 +248,16 @@ def lstsq(X: np.ndarray, y: np.ndarray, ctx: mx.Context) -> np.ndarray:
     return coef.asnumpy().reshape(-1)
 
 
+def clip_global_norm(grads: list, limit: float) -> None:
+    """Scale ``grads`` in place by min(1, limit / (norm + 1e-8)), their global norm: the formula
+    of ``gluon.utils.clip_global_norm``, which itself fails on float64 gradients (it concatenates
+    the scale with a float32 one: "Non-uniform data type in Concat"). On the device, no sync."""
+    norm = nd.sqrt(nd.add_n(*[nd.sum(nd.square(g)) for g in grads]))
+    scale = nd.minimum(limit / (norm + 1e-8), nd.ones_like(norm))
+    for g in grads:
+        g *= scale
+
+
 class MXNetRunner:
     def __init__(self, X, y, w0, b0, config: TrainConfig, ctx: mx.Context, *, hybridize: bool):
         dtype = config.dtype
@@ -260,6 +272,8 @@ class MXNetRunner:
             # static_shape re-plans when the tail batch's shape differs (twice per epoch).
             self.model.hybridize(static_alloc=True, static_shape=True)
         self.trainer = make_trainer(self.net.collect_params(), config)
+        self.clip_norm = config.clip_norm
+        self.grads = [param.grad(ctx) for param in self.trainer._params]
         # Each epoch's shuffled copy of the data is gathered into these buffers; the batches are
         # fixed views of them, made once (slicing per step costs more than the step's math).
         n, bs = len(y), config.batch_size_for(len(y))
@@ -282,7 +296,12 @@ class MXNetRunner:
             with autograd.record():
                 loss = model(xb, yb)
             loss.backward()
-            trainer.step(m)
+            if self.clip_norm is None:
+                trainer.step(m)
+            else:  # Trainer.step is allreduce_grads + update: clip the summed grads between
+                trainer.allreduce_grads()
+                clip_global_norm(self.grads, self.clip_norm * m)
+                trainer.update(m)
             sums.append(loss)
             if len(sums) == _SUM_EVERY:  # bound the list on long epochs: one add_n per chunk
                 total = nd.add_n(*sums) if total is None else nd.add_n(total, *sums)

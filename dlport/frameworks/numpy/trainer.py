@@ -91,9 +91,21 @@ class ReferenceRunner:
         # d/dtheta of mean(residual^2): summed over the batch, then scaled by 1/m, as frameworks
         # (MXNet's Trainer.step(batch_size) keeps the scale 1/m as a C float) do.
         summed = np.append(Xb.T @ (2 * residual), np.sum(2 * residual))
-        grad = summed * self._hyper(1.0 / len(yb))
+        clip, m = self.config.clip_norm, len(yb)
+        if clip is not None and self.conventions.clip_summed:  # MXNet: before Trainer's 1/m
+            summed = summed * self._clip_scale(summed, clip * m)
+        grad = summed * self._hyper(1.0 / m)
+        if clip is not None and not self.conventions.clip_summed:
+            grad = grad * self._clip_scale(grad, clip)
         self._update(grad)
         return loss
+
+    def _clip_scale(self, g: np.ndarray, limit: float):
+        """min(1, limit / (||g|| + eps)): global-norm clipping, in the run's dtype."""
+        norm = np.sqrt(np.sum(g * g))
+        return min(
+            self.dtype(1), self.dtype(limit) / (norm + self.dtype(self.conventions.clip_eps))
+        )
 
     def _update(self, g: np.ndarray) -> None:
         opt, lr, mu = self.config.optimizer, self.lr, self.mu

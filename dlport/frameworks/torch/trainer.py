@@ -201,6 +201,7 @@ class TorchRunner:
         self.loss_fn = nn.MSELoss()
         self.optimizer = make_optimizer(self.model.parameters(), config, self.capturable)
         self.batch_size = config.batch_size_for(len(y))
+        self.clip_norm = config.clip_norm
         self.total = torch.zeros((), dtype=dtype, device=device)
 
     def run_epoch(self, order: np.ndarray) -> float:
@@ -223,6 +224,8 @@ class TorchRunner:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(xb), yb)
         loss.backward()
+        if self.clip_norm is not None:  # on the device, no host sync: a CUDA graph captures it
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
         self.optimizer.step()
         return loss
 
