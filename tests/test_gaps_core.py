@@ -263,6 +263,9 @@ def test_config_defaults_are_pinned():
         ({"beta1": 1}, "beta1 must be in [0, 1), got 1"),
         ({"beta2": "0.9"}, "beta2 must be in [0, 1), got '0.9'"),
         ({"seed": 1.0}, "seed must be a non-negative integer, got 1.0"),
+        ({"clip_norm": 0.0}, "clip_norm must be a positive number, got 0.0"),
+        ({"clip_norm": float("nan")}, "clip_norm must be a positive number, got nan"),
+        ({"clip_norm": "1"}, "clip_norm must be a positive number, got '1'"),
         (
             {"optimizer": "SGD"},
             "unknown optimizer 'SGD'; choose one of: sgd, momentum, nesterov, adam",

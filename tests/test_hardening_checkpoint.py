@@ -266,6 +266,27 @@ def test_a_checkpoint_from_before_tf32_resumes_and_tf32_may_change(saved):
     assert run.returncode == 0, run.stderr
 
 
+def test_a_checkpoint_from_before_clip_norm_reads_as_unclipped(saved):
+    resave(saved, lambda p: p["config"].pop("clip_norm"))
+    assert TrainConfig.from_dict(Checkpoint.read(saved).payload["config"]).clip_norm is None
+
+
+@pytest.mark.parametrize("value", ["0.5", True, -1.0], ids=["text", "bool", "negative"])
+def test_a_checkpoint_with_a_bad_clip_norm_is_refused_by_name(saved, value):
+    resave(saved, lambda p: p["config"].update(clip_norm=value))
+    with pytest.raises(DlportError, match=r"config\.clip_norm|clip_norm must be"):
+        Checkpoint.read(saved)
+
+
+def test_a_clipped_run_resumes_bit_for_bit(tmp_path, diabetes):
+    config = CONFIG.replace(clip_norm=0.5, epochs=4)
+    whole = NumpyTrainer().fit(diabetes, config)
+    path = tmp_path / "c.json"
+    NumpyTrainer().fit(diabetes, config.replace(epochs=2), callbacks=[Checkpointing(path=path)])
+    resumed = NumpyTrainer().fit(diabetes, config, resume=Checkpoint.read(path))
+    assert (resumed.weights, resumed.history) == (whole.weights, whole.history)
+
+
 def test_resume_accepts_flags_equal_to_the_saved_ones_and_a_device(tmp_path, saved, diabetes):
     full = NumpyTrainer().fit(diabetes, CONFIG.replace(epochs=5))
     args = ["--lr", "0.01", "--optimizer", "adam", "--batch-size", "32", "--device", "auto"]

@@ -136,3 +136,18 @@ def test_clipping_conventions_are_named_only_for_clipped_runs():
         "clipping adds 1e-08 to the batch-summed gradient's norm, not 1e-06"
     ]
     assert CANONICAL.describe("sgd", "gd", clipped=True) == []
+
+
+def test_compare_names_the_clipping_convention_only_on_clipped_runs(diabetes):
+    from dlport.compare.parity import measure
+
+    keras = NumpyTrainer(Conventions(clip_eps=0.0))
+    for clip, notes in ((0.5, ["clipping adds 0 to the norm, not 1e-06"]), (None, [])):
+        config = TrainConfig(clip_norm=clip, epochs=2)
+        result, canonical = keras.fit(diabetes, config), NumpyTrainer().fit(diabetes, config)
+        parity = measure(result, result, canonical)
+        assert [note for note, _ in parity.convention_notes[:1]] == (
+            ["; ".join(notes)] if notes else []
+        )
+        if notes:  # sized: the canonical run against the convention's own
+            assert parity.convention_notes[0][1] > 1e-9
