@@ -24,7 +24,7 @@ class Recorder(Callback):
     def on_epoch_end(self, run, epoch, runner):
         self.log.append((self.name, "epoch", epoch, run.history[-1]))
 
-    def on_train_end(self, run, w, b, optimizer):
+    def on_train_end(self, run, w, b, runner):
         self.log.append((self.name, "end", len(run.history)))
 
     def on_interrupt(self, run):
@@ -115,8 +115,8 @@ def test_a_run_ends_with_the_final_params(diabetes):
     got = {}
 
     class Final(Callback):
-        def on_train_end(self, run, w, b, optimizer):
-            got.update(w=np.array(w), b=b, optimizer=optimizer)
+        def on_train_end(self, run, w, b, runner):
+            got.update(w=np.array(w), b=b, optimizer=runner.optimizer_state())
 
     NumpyTrainer().fit(diabetes, TrainConfig(optimizer="adam", epochs=2), callbacks=[Final()])
     assert got["w"].shape == (diabetes.n_features,) and isinstance(got["b"], float)

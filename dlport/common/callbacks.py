@@ -41,8 +41,10 @@ class Callback:
     def on_epoch_end(self, run: TrainingRun, epoch: int, runner) -> None:
         """After each epoch, its loss already in ``run.history``; ``runner`` has the params."""
 
-    def on_train_end(self, run: TrainingRun, w: np.ndarray, b: float, optimizer: dict) -> None:
-        """After the last epoch (or the exact solve), with the final training-unit params."""
+    def on_train_end(self, run: TrainingRun, w: np.ndarray, b: float, runner) -> None:
+        """After the last epoch, with the final training-unit params and the runner (its
+        optimizer state on demand: most runs never need it); after the exact solve, no
+        runner (None)."""
 
     def on_interrupt(self, run: TrainingRun) -> None:
         """On Ctrl-C, before KeyboardInterrupt goes on (a callback may raise instead)."""
@@ -65,9 +67,9 @@ class CallbackList(Callback):
         for callback in self.callbacks:
             callback.on_epoch_end(run, epoch, runner)
 
-    def on_train_end(self, run, w, b, optimizer):
+    def on_train_end(self, run, w, b, runner):
         for callback in self.callbacks:
-            callback.on_train_end(run, w, b, optimizer)
+            callback.on_train_end(run, w, b, runner)
 
     def on_interrupt(self, run):
         for callback in self.callbacks:

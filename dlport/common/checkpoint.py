@@ -443,7 +443,8 @@ class Checkpointing(Callback):
     def on_epoch_end(self, run, epoch, runner):
         self._saver.epoch_done(epoch, run.history, runner)
 
-    def on_train_end(self, run, w, b, optimizer):
+    def on_train_end(self, run, w, b, runner):
+        optimizer = {} if runner is None else runner.optimizer_state()
         self._saver.finished(len(run.history), run.history, w, b, optimizer)
 
     def on_interrupt(self, run):

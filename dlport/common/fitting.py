@@ -187,11 +187,11 @@ class TrainerBase:
                 names = list(data.feature_names)
                 design = scaled_design(with_intercept(Xs), names, config.dtype)
                 coef = design.coefficients(self._solve_exact(design.matrix, ys, device))
-                w, b, state, first_epoch = coef[:-1], float(coef[-1]), {}, 0.0
+                w, b, runner, first_epoch = coef[:-1], float(coef[-1]), None, 0.0
             else:
                 runner, first_epoch = self._descend(run, callbacks, Xs, ys, batch, device, start)
-                (w, b), state = runner.params(), runner.optimizer_state()
-            callbacks.on_train_end(run, w, b, state)
+                w, b = runner.params()
+            callbacks.on_train_end(run, w, b, runner)
         finally:
             callbacks.close(run)
         history = run.history
