@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlport.cli.options import framework_list, positive_seconds
+from dlport.cli.options import add_python_argument, framework_list, positive_seconds
 from dlport.cli.parser import command
 from dlport.common.config import DTYPES
 from dlport.common.errors import DlportError
@@ -42,13 +42,7 @@ def add_parser(sub) -> None:
         default="bench/results",
         help="folder for JSON, table, charts (default: %(default)s)",
     )
-    bench.add_argument(
-        "--python",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
-    )
+    add_python_argument(bench)
     bench.add_argument(
         "--no-tf32",
         dest="tf32",

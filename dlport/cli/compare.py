@@ -7,6 +7,7 @@ import sys
 
 from dlport.cli.options import (
     add_data_arguments,
+    add_python_argument,
     add_track_argument,
     add_train_arguments,
     config_from_args,
@@ -42,13 +43,7 @@ def add_parser(sub) -> None:
     add_data_arguments(compare, required=False)
     add_train_arguments(compare, single_run=False)
     compare.add_argument("--out", metavar="DIR", help="report folder (default: runs/<timestamp>)")
-    compare.add_argument(
-        "--python",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
-    )
+    add_python_argument(compare)
     compare.add_argument(
         "--timeout",
         type=positive_seconds,

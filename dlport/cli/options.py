@@ -24,6 +24,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def add_python_argument(parser: argparse.ArgumentParser) -> None:
+    """compare's and bench's: which interpreter runs a framework."""
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
+    )
+
+
 def add_track_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--track",

@@ -103,9 +103,12 @@ class TrainerBase:
     def onnx_model(self, weights: np.ndarray, bias: float, dtype: str) -> Exported:
         """The model as an ONNX graph in ``dtype``, by the framework's own exporter; where it
         has none that works here, built with ``onnx.helper`` from the weights, saying why."""
-        return Exported(
-            reference_graph(weights, bias, dtype), f"onnx.helper, as {self.onnx_fallback}"
-        )
+        return self.onnx_reference(weights, bias, dtype, self.onnx_fallback)
+
+    @staticmethod
+    def onnx_reference(weights: np.ndarray, bias: float, dtype: str, why: str) -> Exported:
+        """The ``onnx.helper`` graph, with ``why`` the framework's exporter was not used."""
+        return Exported(reference_graph(weights, bias, dtype), f"onnx.helper, as {why}")
 
     def export_onnx(
         self, weights: np.ndarray, bias: float, path: str, dtype: str, feature_names: list[str]

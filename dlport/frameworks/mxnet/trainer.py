@@ -51,7 +51,7 @@ from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
-from dlport.common.onnx_model import Exported, import_onnx, reference_graph  # noqa: E402
+from dlport.common.onnx_model import Exported, import_onnx  # noqa: E402
 
 # hybridize(static_alloc=True, static_shape=True) on the forward + loss block: one CachedOp call
 # forward and one backward instead of ~6 imperative operator calls each way. Measured on 2 CPU
@@ -189,10 +189,12 @@ class MXNetTrainer(TrainerBase):
         # MXNet's own exporter, mx.onnx, from the hybridized block's symbol and parameter files
         onnx = import_onnx()
         if not hasattr(onnx, "mapping"):
-            return Exported(
-                reference_graph(weights, bias, dtype),
-                f"onnx.helper, as mx.onnx (MXNet 1.9.1) reads onnx.mapping, which onnx "
-                f"{onnx.__version__} no longer has (pip install 'onnx<1.17' for mx.onnx)",
+            return self.onnx_reference(
+                weights,
+                bias,
+                dtype,
+                f"mx.onnx (MXNet 1.9.1) reads onnx.mapping, which onnx {onnx.__version__} no "
+                "longer has (pip install 'onnx<1.17' for mx.onnx)",
             )
         d = len(weights)
         net = make_dense(np.asarray(weights, dtype=dtype), bias, dtype, mx.cpu())
