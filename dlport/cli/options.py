@@ -31,7 +31,8 @@ def add_python_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a framework's interpreter (default: <project>/.tox/<env>/bin/python)",
+        help="a framework's interpreter (default: the env `dlport env create` built, else "
+        "<project>/.tox/<env>/bin/python)",
     )
 
 
