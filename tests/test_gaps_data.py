@@ -389,7 +389,11 @@ def test_data_larger_than_memory_is_refused_exactly(tmp_path, memory):
         "use a smaller n or d"
     )
     memory["bytes"] = 8_000_000  # exactly what n=1000000,d=1 needs: accepted
-    assert load_dataset("synthetic:n=1000000,d=1,seed=1").X.shape == (1000000, 1)
+    big = load_dataset("synthetic:n=1000000,d=1,seed=1", max_memory="1GB")
+    assert big.X.shape == (1000000, 1)
+    # Without --max-memory, training may hold half the memory available: these rows stream.
+    streamed = load_dataset("synthetic:n=1000000,d=1,seed=1")
+    assert (type(streamed).__name__, streamed.max_memory) == ("StreamedDataset", 4_000_000)
     memory["bytes"] = 100
     path = write(tmp_path, "d.csv", "a,b\n1,2\n" * 10)
     size = os.path.getsize(path)
@@ -513,12 +517,18 @@ def test_a_parquet_file_is_named_in_its_refusals_and_takes_a_target(tmp_path, me
     pq.write_table(pa.table([[1.0], [2.0]], names=["y", "y"]), twice)
     assert refused(load_dataset, str(twice)).startswith(f"{twice}: duplicate column name")
     memory["bytes"] = 8 * 3 * 3 - 1  # 3 rows x 3 columns of float64, one byte short
-    assert refused(load_dataset, path) == (
+    assert refused(load_dataset, path, max_memory="1GB") == (
         f"{path} needs 0.0 MB of memory (its values as float64) but 0.0 MB is available; "
         "use a smaller file"
     )
     memory["bytes"] = 8 * 3 * 3
-    assert load_dataset(path).n_samples == 3
+    assert load_dataset(path, max_memory="1GB").n_samples == 3
+    # By default (half of the 72 bytes available) it would stream, a row group at a time.
+    assert refused(load_dataset, path) == (
+        f"{path}: a row group has 3 rows but --max-memory 36B holds 1 rows at a time; "
+        "raise --max-memory, or rewrite the file with smaller row groups (pyarrow: "
+        "row_group_size)"
+    )
 
 
 def test_predict_reads_a_parquet_file_by_column_name(tmp_path):

@@ -58,6 +58,12 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool | None
         + ("; with --resume, default: the checkpoint's data" if required is None else ""),
     )
     parser.add_argument("--target", help="target column by name (default: the last column)")
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="what training may hold, e.g. 512MB or 4GB (default: half the memory available); "
+        "larger data streams from disk a window of rows at a time (docs/design.md)",
+    )
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:

@@ -28,9 +28,17 @@ def describe_columns(data, target: str | None, shown: int = 8) -> str:
         if names_columns(data.source)
         else ""
     )
+    streamed = ""
+    if hasattr(data, "window_rows"):
+        from dlport.common.stream import format_size
+
+        streamed = (
+            f"; streamed (past --max-memory {format_size(data.max_memory)}): "
+            f"{data.window_rows} rows at a time"
+        )
     return (
         f"data {data.source}: {data.n_samples} rows; target {data.target_name!r}{how}; "
-        f"features: {features}"
+        f"features: {features}{streamed}"
     )
 
 

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None:  # the checkpoint's own data (its fingerprint is checked in fit)
         saved = resume.payload["data"]
         args.data, args.target = saved["source"], args.target or named_target(saved)
-    data = load_dataset(args.data, args.target)
+    data = load_dataset(args.data, args.target, max_memory=args.max_memory)
     track = tracking_from(args)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
     try:

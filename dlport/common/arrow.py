@@ -120,3 +120,113 @@ def csv_values(raw: bytes) -> tuple[list[str], np.ndarray] | None:
     ):
         return None
     return names, float64_columns(table)
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The file itself, or a directory's part files in name order (as pyarrow reads them)."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def parquet_shape(path: Path) -> tuple[int, int]:
+    """(rows, columns) from the Parquet footers alone, without reading any data."""
+    import pyarrow.parquet as pq
+
+    rows, columns = 0, 0
+    try:
+        for part in parquet_files(path):
+            meta = pq.ParquetFile(part).metadata
+            rows, columns = rows + meta.num_rows, max(columns, meta.num_columns)
+    except (_pyarrow().ArrowException, OSError) as exc:
+        raise DlportError(f"cannot read {path} as Parquet ({_first_line(exc)})") from None
+    return rows, columns
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class ParquetBlocks:
+    """A Parquet file (or directory of parts) read one row group at a time: the blocks of a
+    streamed dataset. Names and types are checked once, from the schema; values block by
+    block, with the row numbers of the whole file."""
+
+    def __init__(self, path: Path, target: str | None):
+        import pyarrow.parquet as pq
+
+        from dlport.common.data import _checked_names
+
+        pa = _pyarrow()
+        self.path = path
+        try:
+            self.files = [pq.ParquetFile(part) for part in parquet_files(path)]
+        except (pa.ArrowException, OSError) as exc:
+            raise DlportError(f"cannot read {path} as Parquet ({_first_line(exc)})") from None
+        schema = self.files[0].schema_arrow
+        self.names = _checked_names([str(n) for n in schema.names], str(path))
+        for part in self.files[1:]:
+            if [str(n) for n in part.schema_arrow.names] != self.names:
+                raise DlportError(
+                    f"{path}: part files have different columns; give parts of one table"
+                )
+        numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+        for field in schema:
+            if not any(is_kind(field.type) for is_kind in numeric):
+                raise DlportError(
+                    f"{path}, column {field.name!r}: type {field.type} is not a number; "
+                    "dlport needs numeric columns"
+                )
+        if len(self.names) < 2:
+            raise DlportError(f"{path} needs at least two columns (features and a target)")
+        self.target_name = self.names[-1] if target is None else target
+        if self.target_name not in self.names:
+            raise DlportError(
+                f"target column {self.target_name!r} not in {path}; columns are: "
+                f"{', '.join(self.names)}"
+            )
+        self.feature_names = [n for n in self.names if n != self.target_name]
+        self.groups = [
+            (f, g, part.metadata.row_group(g).num_rows)
+            for f, part in enumerate(self.files)
+            for g in range(part.num_row_groups)
+            if part.metadata.row_group(g).num_rows
+        ]
+        if not self.groups:
+            raise DlportError(f"{path} has columns but no rows")
+        self.block_rows = tuple(rows for _, _, rows in self.groups)
+        self.first_row = np.concatenate([[0], np.cumsum(self.block_rows)])
+
+    def _table(self, block: int, columns=None):
+        part, group, _ = self.groups[block]
+        try:
+            return self.files[part].read_row_group(group, columns=columns)
+        except (_pyarrow().ArrowException, OSError) as exc:
+            raise DlportError(f"cannot read {self.path} ({_first_line(exc)})") from None
+
+    def read(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        table = self._table(block)
+        first = int(self.first_row[block])
+        for name, column in zip(self.names, table.columns, strict=True):
+            if column.null_count:
+                nulls = column.is_null().to_numpy(zero_copy_only=False)
+                row = first + int(np.flatnonzero(nulls)[0])
+                raise DlportError(
+                    f"{self.path}, column {name!r}: data row {row + 1} is empty; "
+                    "drop or impute those rows"
+                )
+        X = np.empty((table.num_rows, len(self.feature_names)), dtype=np.float64)
+        for j, name in enumerate(self.feature_names):
+            X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
+        y = table.column(self.target_name).to_numpy(zero_copy_only=False).astype(np.float64)
+        for values, what in ((X, "features"), (y, "target")):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                row = first + int(np.argwhere(bad)[0][0])
+                raise DlportError(
+                    f"{self.path}: {what} contain NaN or inf (first at data row {row + 1}); "
+                    "drop or impute those rows"
+                )
+        return X, y
+
+    def read_target(self, block: int) -> np.ndarray:
+        column = self._table(block, [self.target_name]).column(0)
+        return column.to_numpy(zero_copy_only=False).astype(np.float64)

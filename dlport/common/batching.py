@@ -34,3 +34,42 @@ def iter_batches(order: np.ndarray, batch_size: int):
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
+
+
+_BLOCK_STREAM = 2
+
+
+def stream_windows(
+    block_rows: tuple[int, ...], window_rows: int, seed: int, epoch: int
+) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """The streamed epoch's order (docs/design.md, "Data larger than memory"): the blocks
+    shuffled, grouped in that order into windows of at most ``window_rows`` rows (at least one
+    block each), and each window's rows shuffled. Returns (block ids, permutation of the
+    window's concatenated rows) per window: a pure function of the seed, the epoch and the
+    block layout, which every framework consumes alike."""
+    rng = np.random.default_rng([seed, _BLOCK_STREAM, epoch])
+    windows, current, rows = [], [], 0
+    for block in rng.permutation(len(block_rows)).tolist():
+        if current and rows + block_rows[block] > window_rows:
+            windows.append(current)
+            current, rows = [], 0
+        current.append(block)
+        rows += block_rows[block]
+    if current:
+        windows.append(current)
+    return [
+        (tuple(w), rng.permutation(sum(block_rows[b] for b in w)).astype(np.int64)) for w in windows
+    ]
+
+
+def streamed_order(
+    block_rows: tuple[int, ...], window_rows: int, seed: int, epoch: int
+) -> np.ndarray:
+    """``stream_windows`` as one order of the dataset's rows (blocks in file order): what an
+    in-memory run would consume to train exactly as the streamed one."""
+    offsets = np.concatenate([[0], np.cumsum(block_rows)]).astype(np.int64)
+    parts = []
+    for blocks, perm in stream_windows(block_rows, window_rows, seed, epoch):
+        rows = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b in blocks])
+        parts.append(rows[perm])
+    return np.concatenate(parts)

@@ -96,6 +96,9 @@ def _decode_array(tag: dict, where: str) -> np.ndarray:
     return array.reshape(shape)
 
 
+IN_MEMORY_ORDER = "epoch_order(n, seed, epoch)"
+
+
 def data_fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     digest = hashlib.sha256()
     for array in (X, y):
@@ -374,7 +377,14 @@ def check_resumable(checkpoint: Checkpoint, framework: str, config, data) -> Non
     changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
     if changed:
         raise DlportError(f"resume must keep the checkpoint's settings; these differ: {changed}")
-    if checkpoint.payload["data"]["fingerprint"] != data_fingerprint(data.X, data.y):
+    order = getattr(data, "batch_order", IN_MEMORY_ORDER)
+    saved_order = checkpoint.payload["rng"].get("batch_order", IN_MEMORY_ORDER)
+    if saved_order != order:
+        raise DlportError(
+            f"the checkpoint's batch order is {saved_order} but this run's is {order}; "
+            "resume with the same --max-memory"
+        )
+    if checkpoint.payload["data"]["fingerprint"] != data.fingerprint():
         raise DlportError("the checkpoint was trained on other data; resume with the same --data")
     if checkpoint.epoch > config.epochs:
         raise DlportError(
@@ -472,10 +482,13 @@ class _Saver:
                 "n_samples": data.n_samples,
                 "feature_names": list(data.feature_names),
                 "target": data.target_name,
-                "fingerprint": data_fingerprint(data.X, data.y),
+                "fingerprint": data.fingerprint(),
             },
             "standardization": scaler.to_dict(),
-            "rng": {"batch_order": "epoch_order(n, seed, epoch)", "seed": config.seed},
+            "rng": {
+                "batch_order": getattr(data, "batch_order", IN_MEMORY_ORDER),
+                "seed": config.seed,
+            },
         }
 
     def _snapshot(self, epoch: int, w, b, optimizer: dict) -> Checkpoint:

@@ -71,13 +71,51 @@ class Dataset:
     def n_features(self) -> int:
         return self.X.shape[1]
 
+    def fingerprint(self) -> str:
+        from dlport.common.checkpoint import data_fingerprint
 
-def load_dataset(spec, target: str | None = None) -> Dataset:
+        return data_fingerprint(self.X, self.y)
+
+
+def load_dataset(spec, target: str | None = None, *, max_memory=None):
     """Load ``spec``: a .csv, .npz, .parquet (or a directory of Parquet parts), .feather or
     .arrow file, ``diabetes``, ``synthetic:n=..,d=..,noise=..,seed=..`` (``synthetic`` alone:
     the defaults), or a pandas DataFrame or pyarrow Table. An existing file always wins, even
     one named ``diabetes``.
+
+    ``max_memory`` (bytes, or a size such as ``"512MB"``; default half the memory available)
+    bounds what training holds: data whose training in memory would pass it comes back as a
+    ``StreamedDataset``, read a window of rows at a time (a Parquet file is then never read
+    whole).
     """
+    from dlport.common import stream
+
+    budget = memory_budget(max_memory)
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(str(spec).strip())
+        parquet = arrow.is_arrow_path(path) and path.suffix.lower() not in arrow.IPC_SUFFIXES
+        if parquet and stream.in_memory_bytes(*arrow.parquet_shape(path)) > budget:
+            return stream.parquet_stream(path, target, budget)
+    data = _load(spec, target)
+    n, d = data.X.shape
+    if stream.in_memory_bytes(n, d + 1) <= budget:
+        return data
+    return stream.stream_arrays(
+        data.X, data.y, data.feature_names, data.target_name, data.source, budget
+    )
+
+
+def memory_budget(max_memory=None) -> int:
+    """``--max-memory`` in bytes; by default half of the memory available now."""
+    from dlport.common.stream import parse_size
+
+    if max_memory is None:
+        available = available_memory()
+        return available // 2 if available else 1 << 62
+    return parse_size(max_memory) if isinstance(max_memory, str) else int(max_memory)
+
+
+def _load(spec, target: str | None) -> Dataset:
     if not isinstance(spec, (str, os.PathLike)):
         return _from_table(arrow.as_table(spec), type(spec).__name__, target)
     spec = str(spec).strip()

@@ -27,8 +27,9 @@ from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.onnx_model import Exported, finish, reference_graph
 from dlport.common.results import TrainResult
-from dlport.common.solve import scaled_design
+from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
+from dlport.common.stream import StreamedDataset
 
 
 class EpochRunner(Protocol):
@@ -44,6 +45,9 @@ class EpochRunner(Protocol):
 
     def load_optimizer_state(self, state: dict) -> None:
         """Restore what ``optimizer_state`` returned, so training continues bit for bit."""
+
+    def set_data(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Train on these rows from now on (streamed data: each chunk in turn)."""
 
 
 def with_intercept(X: np.ndarray) -> np.ndarray:
@@ -66,9 +70,23 @@ class TrainerBase:
     def _runner(self, X, y, w0, b0, config: TrainConfig, device: str) -> EpochRunner:
         raise NotImplementedError
 
+    def _streamed_runner(self, X, y, w0, b0, config: TrainConfig, device: str) -> EpochRunner:
+        """The runner for streamed data, whose ``set_data`` takes each chunk in turn; by
+        default the in-memory one."""
+        return self._runner(X, y, w0, b0, config, device)
+
     def _solve_exact(self, X: np.ndarray, y: np.ndarray, device: str) -> np.ndarray:
         """Least-squares coefficients of ``X``: the intercept column included, columns of unit
         norm, and of full rank under ``solve.rank_cutoff`` (common.solve checked it)."""
+        raise NotImplementedError
+
+    def _gram(self, X: np.ndarray, y: np.ndarray, device: str):
+        """A block's parts of the normal equations, by the framework's ops, accumulated in
+        float64 whatever ``X``'s dtype: (X^T X, X's column sums, X^T y, y's sum)."""
+        raise NotImplementedError
+
+    def _solve_gram(self, A: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
+        """Solve A c = b (A symmetric positive definite, float64) by the framework's ops."""
         raise NotImplementedError
 
     def _predict(self, X: np.ndarray, w: np.ndarray, b: float, device: str) -> np.ndarray:
@@ -148,17 +166,18 @@ class TrainerBase:
 
     def fit(
         self,
-        data: Dataset,
+        data: Dataset | StreamedDataset,
         config: TrainConfig | None = None,
         *,
         callbacks: Iterable[Callback] = (),
         resume: Checkpoint | None = None,
     ) -> TrainResult:
         """Train on ``data`` (a ``Dataset``: ``load_dataset(...)`` or ``Dataset.from_arrays(X,
-        y)``) with ``config`` (default ``TrainConfig()``); ``callbacks`` (``ProgressBar``,
-        ``Checkpointing``, ``StopWhen``, ...) see every epoch and may end the run early;
-        ``resume`` continues a checkpoint."""
-        if not isinstance(data, Dataset):
+        y)``; or the ``StreamedDataset`` that ``load_dataset`` gives for data past its
+        ``max_memory``) with ``config`` (default ``TrainConfig()``); ``callbacks``
+        (``ProgressBar``, ``Checkpointing``, ``StopWhen``, ...) see every epoch and may end the
+        run early; ``resume`` continues a checkpoint."""
+        if not isinstance(data, (Dataset, StreamedDataset)):
             raise DlportError(
                 f"fit takes a Dataset, got {type(data).__name__}; pass "
                 "dlport.Dataset.from_arrays(X, y) or dlport.load_dataset(path), or use "
@@ -173,12 +192,9 @@ class TrainerBase:
         device = self.resolve_device(config.device)
         if resume is not None:  # the exact solver's too: it has nothing to resume, say so
             check_resumable(resume, self.name, config, data)
-        n, d = data.X.shape
-        if config.standardize:
-            scaler = Standardizer.fit(data.X, data.y)
-        else:
-            scaler = Standardizer.identity(d)
-        Xs, ys = _training_arrays(scaler, data, config)
+        n, d = data.n_samples, data.n_features
+        feed = (StreamFeed if isinstance(data, StreamedDataset) else MemoryFeed)(data, config)
+        scaler = feed.standardizer
         batch = config.batch_size_for(n)
         resumed = list(resume.payload["history"]["loss"]) if resume is not None else []
         run = TrainingRun(self, config, data, scaler, resume, history=resumed)
@@ -187,12 +203,10 @@ class TrainerBase:
         try:
             callbacks.on_train_begin(run)
             if config.solver == "exact":
-                names = list(data.feature_names)
-                design = scaled_design(with_intercept(Xs), names, config.dtype)
-                coef = design.coefficients(self._solve_exact(design.matrix, ys, device))
+                coef = self._exact(feed, list(data.feature_names), config.dtype, device)
                 w, b, runner, first_epoch = coef[:-1], float(coef[-1]), None, 0.0
             else:
-                runner, first_epoch = self._descend(run, callbacks, Xs, ys, batch, device, start)
+                runner, first_epoch = self._descend(run, callbacks, feed, device, start)
                 w, b = runner.params()
             callbacks.on_train_end(run, w, b, runner)
         finally:
@@ -217,11 +231,12 @@ class TrainerBase:
                 "n_features": d,
                 "feature_names": list(data.feature_names),
                 "target": data.target_name,
+                **feed.describe(),
             },
             weights=weights.tolist(),
             bias=bias,
             history={"loss": history},
-            metrics=regression_metrics(data.y, data.X @ weights + bias),
+            metrics=feed.metrics(weights, bias),
             timing=_timing(fit_seconds, first_epoch, len(history) - first, config, n, batch),
             standardization=scaler.to_dict(),
             versions={
@@ -233,18 +248,33 @@ class TrainerBase:
             },
         )
 
-    def _descend(self, run: TrainingRun, callbacks, Xs, ys, batch, device, start):
+    def _exact(self, feed, names: list[str], dtype: str, device: str) -> np.ndarray:
+        """Least squares by the normal equations, accumulated in one pass of the framework's
+        ops; the QR route where they would lose digits (docs/design.md, "Exact solver")."""
+        gram = Gram()
+        for X, y in feed.blocks():
+            gram.add(*self._gram(X, y, device), rows=len(y))
+        coef = gram.solve(names, dtype, lambda A, b: self._solve_gram(A, b, device))
+        if coef is not None:
+            return coef
+        if isinstance(feed, StreamFeed):
+            return streamed_qr_solve(feed.blocks(), gram, names, dtype)
+        design = scaled_design(with_intercept(feed.X), names, dtype)
+        return design.coefficients(self._solve_exact(design.matrix, feed.y, device))
+
+    def _descend(self, run: TrainingRun, callbacks, feed, device, start):
         """Gradient descent from the initial values (or the resumed ones) to ``config.epochs``,
         unless a callback stops it; returns the runner and the first epoch's wall time (it
         holds any compilation). Ctrl-C goes to the callbacks (a checkpoint saves the last
         complete epoch) and on."""
-        config, n = run.config, len(ys)
-        w0, b0 = initial_params(Xs.shape[1], config.seed)
+        config = run.config
+        w0, b0 = initial_params(run.data.n_features, config.seed)
         first = 0
         if run.resume is not None:
             w0, b0 = run.resume.train_params
             first = run.resume.epoch
-        runner = self._runner(Xs, ys, w0.astype(config.dtype), b0, config, device)
+        make = self._streamed_runner if isinstance(feed, StreamFeed) else self._runner
+        runner = make(*feed.runner_arrays(), w0.astype(config.dtype), b0, config, device)
         if run.resume is not None:
             # A fresh runner's state shows the slots this run keeps: the saved one must match.
             state, label = run.resume.optimizer_state, f"{self.name} {config.optimizer}"
@@ -253,7 +283,7 @@ class TrainerBase:
         first_epoch = 0.0
         try:
             for epoch in range(first, config.epochs):
-                loss = float(runner.run_epoch(epoch_order(n, config.seed, epoch, batch)))
+                loss = float(feed.run_epoch(runner, epoch))
                 if not math.isfinite(loss):
                     raise DivergenceError(_divergence(epoch + 1, loss, config))
                 run.history.append(loss)
@@ -268,6 +298,87 @@ class TrainerBase:
         return runner, first_epoch
 
 
+class MemoryFeed:
+    """Data in memory: standardized into the training dtype once, whole."""
+
+    def __init__(self, data: Dataset, config: TrainConfig):
+        self.data, self.config = data, config
+        self.standardizer = (
+            Standardizer.fit(data.X, data.y)
+            if config.standardize
+            else Standardizer.identity(data.n_features)
+        )
+        self.X, self.y = _training_arrays(self.standardizer, data, config)
+
+    def blocks(self):
+        for start in range(0, len(self.y), _ROWS_PER_BLOCK):
+            rows = slice(start, start + _ROWS_PER_BLOCK)
+            yield self.X[rows], self.y[rows]
+
+    def runner_arrays(self):
+        return self.X, self.y
+
+    def run_epoch(self, runner, epoch: int) -> float:
+        n, config = len(self.y), self.config
+        order = epoch_order(n, config.seed, epoch, config.batch_size_for(n))
+        return runner.run_epoch(order)
+
+    def metrics(self, weights, bias) -> dict[str, float]:
+        return regression_metrics(self.data.y, self.data.X @ weights + bias)
+
+    def describe(self) -> dict:
+        return {}
+
+
+class StreamFeed:
+    """Data larger than memory: read, standardized and trained a window at a time."""
+
+    def __init__(self, data: StreamedDataset, config: TrainConfig):
+        self.data, self.config = data, config
+        if config.solver == "gd":
+            data.check_batch(config.batch_size)
+        x, y = data.moments  # the pass that also checks every value
+        self.standardizer = (
+            Standardizer.from_moments(x, y)
+            if config.standardize
+            else Standardizer.identity(data.n_features)
+        )
+
+    def _to_dtype(self, X, y):
+        return _standardized_block(self.standardizer, X, y, self.config, self.data.source)
+
+    def blocks(self):
+        for X, y in self.data.iter_blocks():
+            yield self._to_dtype(X, y)
+
+    def runner_arrays(self):
+        """Placeholder rows to build the runner on; each chunk replaces them (``set_data``)."""
+        rows, d = self.config.batch_size, self.data.n_features
+        return np.zeros((rows, d), dtype=self.config.dtype), np.zeros(rows, self.config.dtype)
+
+    def run_epoch(self, runner, epoch: int) -> float:
+        total = 0.0
+        chunks = self.data.training_chunks(
+            self.standardizer, self._to_dtype, self.config.seed, epoch, self.config.batch_size
+        )
+        for X, y in chunks:
+            runner.set_data(X, y)
+            total += runner.run_epoch(np.arange(len(y), dtype=np.int64)) * len(y)
+        return total / self.data.n_samples
+
+    def metrics(self, weights, bias) -> dict[str, float]:
+        return streamed_metrics(self.data.metric_sums(weights, bias))
+
+    def describe(self) -> dict:
+        return {
+            "streamed": {
+                "max_memory": self.data.max_memory,
+                "window_rows": self.data.window_rows,
+                "blocks": len(self.data.blocks.block_rows),
+            }
+        }
+
+
 # Rows standardized at a time: the float64 temporaries stay a few MB, whatever the data's size.
 _ROWS_PER_BLOCK = 1 << 15
 
@@ -275,32 +386,43 @@ _ROWS_PER_BLOCK = 1 << 15
 def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
     """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them.
 
-    ``scaler.transform`` runs a block of rows at a time (in float64) and each block is written
-    straight into the training dtype: one output array, no float64 copy of the data.
+    A block of rows at a time (in float64), each block written straight into the training
+    dtype: one output array, no float64 copy of the data.
     """
     n, d = data.X.shape
     Xs, ys = np.empty((n, d), dtype=config.dtype), np.empty(n, dtype=config.dtype)
-    finite, largest = True, 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, n, _ROWS_PER_BLOCK):
-            rows = slice(start, start + _ROWS_PER_BLOCK)
-            xb, yb = scaler.transform(data.X[rows], data.y[rows])
-            finite = finite and bool(np.isfinite(xb).all() and np.isfinite(yb).all())
-            if finite:
-                largest = max(largest, float(np.abs(xb).max()), float(np.abs(yb).max()))
-            Xs[rows], ys[rows] = xb, yb  # an overflow is refused below
-    if not finite:
-        raise DlportError(
-            f"{data.source}: values too large to standardize in float64; rescale the data"
+    for start in range(0, n, _ROWS_PER_BLOCK):
+        rows = slice(start, start + _ROWS_PER_BLOCK)
+        Xs[rows], ys[rows] = _standardized_block(
+            scaler, data.X[rows], data.y[rows], config, data.source
         )
+    return Xs, ys
+
+
+def _standardized_block(scaler: Standardizer, X, y, config: TrainConfig, source: str):
+    """One block standardized in float64 and cast to the run's dtype, which must hold it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        xb, yb = scaler.transform(X, y)
+        finite = bool(np.isfinite(xb).all() and np.isfinite(yb).all())
+    if not finite:
+        raise DlportError(f"{source}: values too large to standardize in float64; rescale the data")
+    largest = max(float(np.abs(xb).max(initial=0)), float(np.abs(yb).max(initial=0)))
     limit = float(np.finfo(config.dtype).max)
     if largest > limit:
         hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
         raise DlportError(
-            f"{data.source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
+            f"{source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
             f"(max {limit:.3g}); {hint}"
         )
-    return Xs, ys
+    return xb.astype(config.dtype, copy=False), yb.astype(config.dtype, copy=False)
+
+
+def streamed_metrics(sums: dict[str, float]) -> dict[str, float]:
+    """``regression_metrics`` from the sums a streaming pass collects."""
+    n, ss_res, ss_tot = sums["n"], sums["ss_res"], sums["ss_tot"]
+    mse = ss_res / n
+    r2 = (1.0 if ss_res == 0 else 0.0) if ss_tot == 0 else 1.0 - ss_res / ss_tot
+    return {"mse": mse, "rmse": math.sqrt(mse), "mae": sums["sum_abs"] / n, "r2": r2}
 
 
 def _divergence(epoch: int, loss: float, config: TrainConfig) -> str:

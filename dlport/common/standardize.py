@@ -10,6 +10,35 @@ _NOISE = 64 * np.finfo(np.float64).eps  # a std this small (relative) is roundin
 
 
 @dataclass(frozen=True)
+class Moments:
+    """Row count, mean and sum of squared deviations of each column: a streaming pass merges
+    one per block (Chan, Golub and LeVeque's pairwise update), as accurate in float64 as the
+    two-pass mean and std of the whole array."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Moments:
+        values = values.reshape(len(values), -1)
+        mean = values.mean(axis=0)
+        return cls(len(values), mean, ((values - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: Moments) -> Moments:
+        if not self.count:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / count)
+        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / count)
+        return Moments(count, mean, m2)
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count)
+
+
+@dataclass(frozen=True)
 class Standardizer:
     x_mean: np.ndarray
     x_scale: np.ndarray
@@ -18,15 +47,21 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray) -> Standardizer:
+        return cls.from_stats(X.mean(axis=0), X.std(axis=0), float(y.mean()), float(y.std()))
+
+    @classmethod
+    def from_moments(cls, x: Moments, y: Moments) -> Standardizer:
+        """From moments merged over the blocks of a streamed dataset."""
+        return cls.from_stats(x.mean, x.std(), float(y.mean[0]), float(y.std()[0]))
+
+    @classmethod
+    def from_stats(cls, x_mean, x_std, y_mean: float, y_std: float) -> Standardizer:
         # A constant column keeps scale 1: its std is 0, or rounding noise (0.1 repeated has
         # std 1.4e-17), which would blow that noise up to +-1.
-        x_mean, y_mean = X.mean(axis=0), float(y.mean())
-        x_scale = X.std(axis=0)
+        x_scale = np.array(x_std, dtype=np.float64)
         x_scale[x_scale <= _NOISE * np.maximum(1.0, np.abs(x_mean))] = 1.0
-        y_scale = float(y.std())
-        if y_scale <= _NOISE * max(1.0, abs(y_mean)):
-            y_scale = 1.0
-        return cls(x_mean, x_scale, y_mean, y_scale)
+        y_scale = y_std if y_std > _NOISE * max(1.0, abs(y_mean)) else 1.0
+        return cls(np.asarray(x_mean, dtype=np.float64), x_scale, y_mean, y_scale)
 
     @classmethod
     def identity(cls, d: int) -> Standardizer:

@@ -60,10 +60,15 @@ class ScanEpochs:
         # XLA's default lets float32 matmuls on NVIDIA GPUs run in TF32; parity needs float32.
         self.precision = "tensorfloat32" if tf32 else "float32"
         self.state = jax.device_put(state, self.device)
-        self.X = jax.device_put(X, self.device)
-        self.y = jax.device_put(y, self.device)
+        self.set_data(X, y)
         self.batch_size = batch_size
         self.epoch = compile_epoch(step)
+
+    def set_data(self, X, y) -> None:
+        """New rows (streamed chunks): a new shape compiles the epoch once more."""
+        self.y_shape = getattr(self, "y_shape", y.shape[1:])
+        self.X = jax.device_put(X, self.device)
+        self.y = jax.device_put(y.reshape((-1, *self.y_shape)), self.device)
 
     def run_epoch(self, order: np.ndarray) -> float:
         full = tail = None

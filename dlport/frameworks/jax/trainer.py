@@ -64,6 +64,12 @@ def make_step(optimizer: optax.GradientTransformation):
     return step
 
 
+@jax.jit
+def block_gram(X: jax.Array, y: jax.Array):
+    A, b = X.astype(jnp.float64), y.astype(jnp.float64)
+    return A.T @ A, A.sum(axis=0), A.T @ b, b.sum()
+
+
 class JaxTrainer(TrainerBase):
     name = "jax"
     conventions = Conventions(clip_eps=0.0)  # optax.clip_by_global_norm: g * C / norm
@@ -85,6 +91,14 @@ class JaxTrainer(TrainerBase):
         with jax.default_device(jax_device(device)):
             rcond = rank_cutoff(X.dtype, *X.shape)
             return np.asarray(jnp.linalg.lstsq(jnp.asarray(X), jnp.asarray(y), rcond=rcond)[0])
+
+    def _gram(self, X, y, device):
+        with jax.default_device(jax_device(device)):
+            return block_gram(jnp.asarray(X), jnp.asarray(y))
+
+    def _solve_gram(self, A, b, device):
+        with jax.default_device(jax_device(device)):
+            return np.asarray(jnp.linalg.solve(jnp.asarray(A), jnp.asarray(b)))
 
     def _predict(self, X, w, b, device):
         with jax.default_device(jax_device(device)):

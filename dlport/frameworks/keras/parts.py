@@ -128,6 +128,19 @@ class KerasTrainer(TrainerBase):
     def _parity_settings(self) -> None:
         """The backend's determinism and full-precision switches (docs/design.md)."""
 
+    def _gram(self, X, y, device):
+        self._parity_settings()
+        ops = keras.ops
+        with device_scope(device):
+            A = ops.cast(ops.convert_to_tensor(X), "float64")
+            b = ops.cast(ops.convert_to_tensor(y), "float64")
+            parts = ops.matmul(ops.transpose(A), A), ops.sum(A, axis=0), ops.matmul(b, A)
+            return (*(ops.convert_to_numpy(p) for p in parts), float(ops.sum(b)))
+
+    def _solve_gram(self, A, b, device):
+        with device_scope(device):
+            return keras.ops.convert_to_numpy(keras.ops.solve(A, b))
+
     def _predict(self, X, w, b, device):
         self._parity_settings()
         with device_scope(device):

@@ -58,11 +58,16 @@ class KerasTorchRunner(KerasVariablesState):
     def __init__(self, X, y, w0, b0, config: TrainConfig, device: str):
         self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device)
         self.variables = self.layer.trainable_variables
+        self.device = device
+        self.set_data(X, y)
         with device_scope(device):
-            self.X = keras.ops.convert_to_tensor(X)
-            self.y = keras.ops.convert_to_tensor(y.reshape(-1, 1))  # the layer's output shape
             self.total = keras.ops.zeros((), dtype=config.dtype)
         self.batch_size = config.batch_size_for(len(y))
+
+    def set_data(self, X, y) -> None:
+        with device_scope(self.device):
+            self.X = keras.ops.convert_to_tensor(X)
+            self.y = keras.ops.convert_to_tensor(y.reshape(-1, 1))  # the layer's output shape
 
     def run_epoch(self, order: np.ndarray) -> float:
         if self.batch_size >= len(order):  # full batch: the natural order, nothing to gather

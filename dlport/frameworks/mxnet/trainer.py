@@ -170,6 +170,21 @@ class MXNetTrainer(TrainerBase):
     def _solve_exact(self, X, y, device):
         return lstsq(X, y, _context(device))
 
+    def _gram(self, X, y, device):
+        ctx = _context(device)
+        A = nd.array(X, ctx=ctx, dtype="float64")
+        b = nd.array(y.reshape(-1, 1), ctx=ctx, dtype="float64")
+        parts = nd.dot(A, A, transpose_a=True), nd.sum(A, axis=0), nd.dot(A, b, transpose_a=True)
+        return (*(p.asnumpy() for p in parts), float(nd.sum(b).asscalar()))
+
+    def _solve_gram(self, A, b, device):
+        # Cholesky (potrf: A = L L^T), then two triangular solves, as MXNet's LAPACK ops go.
+        ctx = _context(device)
+        L = nd.linalg.potrf(nd.array(A, ctx=ctx, dtype="float64"))
+        rhs = nd.array(b.reshape(-1, 1), ctx=ctx, dtype="float64")
+        half = nd.linalg.trsm(L, rhs, lower=True)
+        return nd.linalg.trsm(L, half, transpose=True, lower=True).asnumpy().reshape(-1)
+
     def _predict(self, X, w, b, device):
         ctx = _context(device)
         net = make_dense(w, b, str(X.dtype), ctx)
@@ -263,9 +278,9 @@ def clip_global_norm(grads: list, limit: float) -> None:
 class MXNetRunner:
     def __init__(self, X, y, w0, b0, config: TrainConfig, ctx: mx.Context, *, hybridize: bool):
         dtype = config.dtype
-        self.ctx = ctx
-        self.X = nd.array(X, ctx=ctx, dtype=dtype)
-        self.y = nd.array(y.reshape(-1, 1), ctx=ctx, dtype=dtype)
+        self.ctx, self.dtype = ctx, dtype
+        self.batch_size = config.batch_size_for(len(y))
+        self.set_data(X, y)
         self.net = make_dense(w0, b0, dtype, ctx)
         # weight=2.0: the per-sample loss is (pred - y)^2, not L2Loss's default half of it.
         self.loss_fn = gluon.loss.L2Loss(weight=2.0)
@@ -276,10 +291,16 @@ class MXNetRunner:
         self.trainer = make_trainer(self.net.collect_params(), config)
         self.clip_norm = config.clip_norm
         self.grads = [param.grad(ctx) for param in self.trainer._params]
+
+    def set_data(self, X, y) -> None:
+        ctx, dtype, bs = self.ctx, self.dtype, self.batch_size
+        self.X = nd.array(X, ctx=ctx, dtype=dtype)
+        self.y = nd.array(y.reshape(-1, 1), ctx=ctx, dtype=dtype)
+        if getattr(self, "n", None) == len(y):
+            return
         # Each epoch's shuffled copy of the data is gathered into these buffers; the batches are
         # fixed views of them, made once (slicing per step costs more than the step's math).
-        n, bs = len(y), config.batch_size_for(len(y))
-        self.n = n
+        n = self.n = len(y)
         self.X_epoch = nd.empty(self.X.shape, ctx=ctx, dtype=dtype)
         self.y_epoch = nd.empty(self.y.shape, ctx=ctx, dtype=dtype)
         self.batches = [

@@ -34,6 +34,13 @@ class NumpyTrainer(TrainerBase):
     def _solve_exact(self, X, y, device):
         return np.linalg.lstsq(X, y, rcond=rank_cutoff(X.dtype, *X.shape))[0]
 
+    def _gram(self, X, y, device):
+        X, y = X.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
+        return X.T @ X, X.sum(axis=0), X.T @ y, y.sum()
+
+    def _solve_gram(self, A, b, device):
+        return np.linalg.solve(A, b)
+
     def _predict(self, X, w, b, device):
         return X @ w + X.dtype.type(b)
 
@@ -63,6 +70,9 @@ class ReferenceRunner:
         if self.conventions.float32_hyperparameters:
             value = float(np.float32(value))
         return self.dtype(value)
+
+    def set_data(self, X, y) -> None:
+        self.X, self.y = X, y
 
     def run_epoch(self, order: np.ndarray) -> float:
         total = 0.0

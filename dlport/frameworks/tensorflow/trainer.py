@@ -106,18 +106,23 @@ class TensorFlowRunner(KerasVariablesState):
         self.batch_size = config.batch_size_for(len(y))
         self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device)
         self.dtype = tf.as_dtype(config.dtype)
-        with tf.device(self.device):
-            self.X = tf.constant(X)
-            self.y = tf.constant(y.reshape(-1, 1))  # the layer's (n, 1) output shape
-        # One signature for every (steps, B): traced once; XLA compiles once per shape (two).
+        self.set_data(X, y)
+        # One signature for every (steps, B) and data size: traced once; XLA compiles once
+        # per shape (two in memory; a few more for streamed chunks).
         jit = JIT_COMPILE if jit_compile is None else jit_compile
+        data = [tf.TensorSpec([None, None], self.dtype), tf.TensorSpec([None, 1], self.dtype)]
         self.train_batches = tf.function(
             self._train_batches,
-            input_signature=[tf.TensorSpec([None, None], tf.int64)],
+            input_signature=[*data, tf.TensorSpec([None, None], tf.int64)],
             jit_compile=jit,
         )
         # Full batch: the natural order (dlport.common.batching), so no gather of all the data.
-        self.train_all = tf.function(self._train_all, jit_compile=jit)
+        self.train_all = tf.function(self._train_all, input_signature=data, jit_compile=jit)
+
+    def set_data(self, X, y) -> None:
+        with tf.device(self.device):
+            self.X = tf.constant(X)
+            self.y = tf.constant(y.reshape(-1, 1))  # the layer's (n, 1) output shape
 
     def _step(self, xb, yb):
         """One optimizer step on a batch; returns its loss, from before the update."""
@@ -128,26 +133,27 @@ class TensorFlowRunner(KerasVariablesState):
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
-    def _train_batches(self, batches):
+    def _train_batches(self, X, y, batches):
         """Train on each row of ``batches`` (sample indices) in turn; return sum(loss * B)."""
         total = tf.zeros([], self.dtype)
         for i in tf.range(tf.shape(batches)[0]):
             idx = batches[i]
-            total += self._step(tf.gather(self.X, idx), tf.gather(self.y, idx))
+            total += self._step(tf.gather(X, idx), tf.gather(y, idx))
         return total * tf.cast(tf.shape(batches)[1], self.dtype)
 
-    def _train_all(self):
-        return self._step(self.X, self.y) * tf.cast(tf.shape(self.X)[0], self.dtype)
+    def _train_all(self, X, y):
+        return self._step(X, y) * tf.cast(tf.shape(X)[0], self.dtype)
 
     def run_epoch(self, order: np.ndarray) -> float:
         if self.batch_size >= len(order):
             with tf.device(self.device):
-                return float(self.train_all()) / len(order)
+                return float(self.train_all(self.X, self.y)) / len(order)
         full, tail = split_batches(np.asarray(order, dtype=np.int64), self.batch_size)
         with tf.device(self.device):
-            total = self.train_batches(full)  # batch_size <= n: at least one full batch
+            # batch_size <= n: at least one full batch
+            total = self.train_batches(self.X, self.y, full)
             if len(tail):
-                total += self.train_batches(tail.reshape(1, -1))
+                total += self.train_batches(self.X, self.y, tail.reshape(1, -1))
             return float(total) / len(order)  # the epoch's one host sync
 
     def params(self):

@@ -115,6 +115,21 @@ class TorchTrainer(TrainerBase):
         runner = CudaGraphRunner if graphed(config, device) else TorchRunner
         return runner(X, y, w0, b0, config, _torch_device(device))
 
+    def _streamed_runner(self, X, y, w0, b0, config, device):
+        # A CUDA graph replays fixed buffers; streamed chunks come in several sizes: eager.
+        set_precision(config.tf32)
+        return TorchRunner(X, y, w0, b0, config, _torch_device(device))
+
+    def _gram(self, X, y, device):
+        dev = _torch_device(device)
+        A = torch.from_numpy(X).to(dev, torch.float64)
+        b = torch.from_numpy(y).to(dev, torch.float64)
+        return (A.T @ A).cpu(), A.sum(0).cpu(), (A.T @ b).cpu(), b.sum().item()
+
+    def _solve_gram(self, A, b, device):
+        dev = _torch_device(device)
+        return torch.linalg.solve(torch.from_numpy(A).to(dev), torch.from_numpy(b).to(dev)).cpu()
+
     def _solve_exact(self, X, y, device):
         dev = _torch_device(device)
         A, b = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev).unsqueeze(1)
@@ -195,14 +210,17 @@ class TorchRunner:
     def __init__(self, X, y, w0, b0, config: TrainConfig, device: torch.device):
         dtype = _DTYPES[config.dtype]
         self.device = device
-        self.X = torch.from_numpy(X).to(device)
-        self.y = torch.from_numpy(y).to(device).unsqueeze(1)
+        self.set_data(X, y)
         self.model = make_linear(w0, b0, dtype, device)
         self.loss_fn = nn.MSELoss()
         self.optimizer = make_optimizer(self.model.parameters(), config, self.capturable)
         self.batch_size = config.batch_size_for(len(y))
         self.clip_norm = config.clip_norm
         self.total = torch.zeros((), dtype=dtype, device=device)
+
+    def set_data(self, X, y) -> None:
+        self.X = torch.from_numpy(X).to(self.device)
+        self.y = torch.from_numpy(y).to(self.device).unsqueeze(1)
 
     def run_epoch(self, order: np.ndarray) -> float:
         with step_threads(self.batch_size, self.X.shape[1]):
