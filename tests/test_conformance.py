@@ -220,3 +220,52 @@ def test_cli_export_keeps_the_runs_dtype_and_names_the_feature_order(trainer, tm
     weights, _ = trainer.import_native(str(out))
     saved = Checkpoint.read(checkpoint).model[0]
     assert weights.tolist() == np.asarray(saved, dtype=np.float32).astype(np.float64).tolist()
+
+
+# -- data larger than memory (docs/design.md, "Data larger than memory") ------------------------
+# 4096 x 8 under --max-memory 200KB: windows of 231 rows, 72 blocks of 57.
+STREAM_SPEC, STREAM_BUDGET = "synthetic:n=4096,d=8,noise=0.1,seed=3", "200KB"
+
+
+@pytest.fixture(scope="module")
+def streamed():
+    data = load_dataset(STREAM_SPEC, max_memory=STREAM_BUDGET)
+    assert type(data).__name__ == "StreamedDataset" and data.window_rows < data.n_samples // 10
+    return data
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_streamed_training_matches_reference(trainer, reference, streamed, optimizer, dtype):
+    config = TrainConfig(optimizer=optimizer, epochs=3, batch_size=64, dtype=dtype, device="cpu")
+    got = trainer.fit(streamed, config)
+    want = reference.fit(streamed, config.replace(dtype="float64"))
+    tol = TOLERANCE[dtype]
+    assert got.data["streamed"] == {"max_memory": 200_000, "window_rows": 231, "blocks": 72}
+    assert max_relative_difference(got.history["loss"], want.history["loss"]) < tol
+    assert max_relative_difference(_params(got), _params(want)) < tol
+
+
+def test_streamed_exact_solve_equals_the_in_memory_one(trainer, streamed):
+    in_memory = load_dataset(STREAM_SPEC)
+    config = TrainConfig(solver="exact", device="cpu")
+    got, want = trainer.fit(streamed, config), trainer.fit(in_memory, config)
+    assert max_relative_difference(_params(got), _params(want)) < 1e-12
+    design = np.column_stack([in_memory.X, np.ones(in_memory.n_samples)])
+    lstsq = np.linalg.lstsq(design, in_memory.y, rcond=None)[0]
+    assert max_relative_difference(_params(got), lstsq) < 1e-12
+    assert max_relative_difference(list(got.metrics.values()), list(want.metrics.values())) < 1e-12
+
+
+def test_streamed_resume_continues_bit_for_bit(trainer, streamed, tmp_path):
+    config = TrainConfig(optimizer="adam", epochs=4, batch_size=64, device="cpu")
+    straight = trainer.fit(streamed, config)
+    path = tmp_path / "half.json"
+    trainer.fit(streamed, config.replace(epochs=2), callbacks=[Checkpointing(path=path)])
+    checkpoint = Checkpoint.read(path)
+    resumed = trainer.fit(streamed, config, resume=checkpoint)
+    assert resumed.weights == straight.weights and resumed.bias == straight.bias
+    assert resumed.history == straight.history
+    in_memory = load_dataset(STREAM_SPEC)  # the same values, but another batch order
+    with pytest.raises(DlportError, match="resume with the same --max-memory"):
+        trainer.fit(in_memory, config, resume=checkpoint)

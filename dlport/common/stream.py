@@ -160,10 +160,11 @@ class StreamedDataset:
                 "--batch-size, raise --max-memory, or use --solver exact"
             )
         if batch_size > self.window_rows:
+            budget = format_size(self.max_memory)
             raise DlportError(
-                f"--batch-size {batch_size} does not fit --max-memory {format_size(self.max_memory)} "
-                f"(a window holds {self.window_rows} rows of {self.source}); lower the batch size "
-                "or raise --max-memory"
+                f"--batch-size {batch_size} does not fit --max-memory {budget} (a window holds "
+                f"{self.window_rows} rows of {self.source}); lower the batch size or raise "
+                "--max-memory"
             )
         return batch_size
 
