@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     cases = parse_cases(args.optimizers)
     overrides = parse_python_overrides(args.python)
     base = config_from_args(args)
-    data = load_dataset(args.data, args.target)
+    data = load_dataset(args.data, args.target, max_memory=args.max_memory)
     out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     track = tracking_from(args)
     train_args = config_to_args

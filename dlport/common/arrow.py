@@ -69,6 +69,11 @@ def as_table(data):
 
 def table_values(table, source: str, check_names) -> tuple[list[str], np.ndarray]:
     """Column names and float64 values, every column numeric and complete, like a CSV's."""
+    return checked_names(table, source, check_names), float64_columns(table)
+
+
+def checked_names(table, source: str, check_names) -> list[str]:
+    """The table's column names, once every column is checked numeric and complete."""
     pa = _pyarrow()
     names = check_names([str(name) for name in table.column_names], source)
     if table.num_rows == 0:
@@ -85,14 +90,16 @@ def table_values(table, source: str, check_names) -> tuple[list[str], np.ndarray
             raise DlportError(
                 f"{source}, column {name!r}: data row {row + 1} is empty; drop or impute those rows"
             )
-    return names, float64_columns(table)
+    return names
 
 
-def float64_columns(table) -> np.ndarray:
-    """The table as one (rows, columns) float64 array, a column at a time."""
-    values = np.empty((table.num_rows, table.num_columns), dtype=np.float64)
-    for j, column in enumerate(table.columns):
-        values[:, j] = column.to_numpy(zero_copy_only=False)
+def float64_columns(table, columns: list[int] | None = None) -> np.ndarray:
+    """The table's columns (all, or these) as one (rows, columns) float64 array, a column at
+    a time: no copy of the whole table on the way."""
+    columns = range(table.num_columns) if columns is None else columns
+    values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
+    for k, j in enumerate(columns):
+        values[:, k] = table.column(j).to_numpy(zero_copy_only=False)
     return values
 
 

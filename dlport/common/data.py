@@ -121,6 +121,8 @@ def _load(spec, target: str | None) -> Dataset:
     spec = str(spec).strip()
     path = Path(spec)
     if arrow.is_arrow_path(path):
+        if path.suffix.lower() not in arrow.IPC_SUFFIXES:
+            return _from_parquet(path, target)
         return _from_table(arrow.read_table(path), str(path), target)
     if path.is_file():
         if path.suffix.lower() == ".npz":
@@ -314,10 +316,36 @@ def _table_values(table, source: str) -> tuple[list[str], np.ndarray]:
 
 
 def _from_table(table, source: str, target: str | None) -> Dataset:
-    return _from_columns(*_table_values(table, source), source, target)
+    """X and y read from the table's columns straight into their own arrays (no array of all
+    the columns, no copy to split the target off)."""
+    need = 8 * table.num_rows * table.num_columns
+    _check_memory(need, source, " (its values as float64)", "use a smaller file")
+    header = arrow.checked_names(table, source, _checked_names)
+    target, t = _target_column(header, source, target)
+    features = [j for j in range(len(header)) if j != t]
+    X, y = arrow.float64_columns(table, features), arrow.float64_columns(table, [t])[:, 0]
+    return _validated(X, y, tuple(header[j] for j in features), target, source)
+
+
+def _from_parquet(path: Path, target: str | None) -> Dataset:
+    """A Parquet file read a row group at a time into X and y: it is never held twice."""
+    blocks = arrow.ParquetBlocks(path, target)
+    n, d = sum(blocks.block_rows), len(blocks.feature_names)
+    _check_memory(8 * n * (d + 1), str(path), " (its values as float64)", "use a smaller file")
+    X, y = np.empty((n, d)), np.empty(n)
+    for block, first in enumerate(blocks.first_row[:-1]):
+        rows = slice(first, first + blocks.block_rows[block])
+        X[rows], y[rows] = blocks.read(block)
+    return _validated(X, y, blocks.feature_names, blocks.target_name, str(path))
 
 
 def _from_columns(header: list[str], values: np.ndarray, source: str, target: str | None):
+    target, t = _target_column(header, source, target)
+    features = tuple(name for j, name in enumerate(header) if j != t)
+    return _validated(np.delete(values, t, axis=1), values[:, t], features, target, source)
+
+
+def _target_column(header: list[str], source: str, target: str | None) -> tuple[str, int]:
     if len(header) < 2:
         raise DlportError(f"{source} needs at least two columns (features and a target)")
     target = header[-1] if target is None else target
@@ -325,9 +353,7 @@ def _from_columns(header: list[str], values: np.ndarray, source: str, target: st
         raise DlportError(
             f"target column {target!r} not in {source}; columns are: {', '.join(header)}"
         )
-    t = header.index(target)
-    features = tuple(name for j, name in enumerate(header) if j != t)
-    return _validated(np.delete(values, t, axis=1), values[:, t], features, target, source)
+    return target, header.index(target)
 
 
 def load_features(
@@ -481,8 +507,10 @@ def _validated(X, y, names, target, source, **truth) -> Dataset:
 def _check_range(columns: np.ndarray, names, source: str) -> None:
     """Refuse columns whose mean or variance overflows float64: standardizing them and the
     metrics' sums of squares would turn into inf (and the JSON result cannot hold inf)."""
+    from dlport.common.standardize import column_moments
+
     with np.errstate(over="ignore", invalid="ignore"):
-        bad = ~np.isfinite(columns.std(axis=0))
+        bad = ~np.isfinite(column_moments(columns).std())
     if bad.any():
         name = names[int(np.argmax(bad))]
         raise DlportError(

@@ -393,28 +393,37 @@ def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
     Xs, ys = np.empty((n, d), dtype=config.dtype), np.empty(n, dtype=config.dtype)
     for start in range(0, n, _ROWS_PER_BLOCK):
         rows = slice(start, start + _ROWS_PER_BLOCK)
-        Xs[rows], ys[rows] = _standardized_block(
-            scaler, data.X[rows], data.y[rows], config, data.source
+        _standardized_block(
+            scaler, data.X[rows], data.y[rows], config, data.source, out=(Xs[rows], ys[rows])
         )
     return Xs, ys
 
 
-def _standardized_block(scaler: Standardizer, X, y, config: TrainConfig, source: str):
-    """One block standardized in float64 and cast to the run's dtype, which must hold it."""
+def _standardized_block(scaler: Standardizer, X, y, config: TrainConfig, source: str, out=None):
+    """One block standardized in float64 and cast to the run's dtype, which must hold it;
+    written into ``out`` (two arrays of the block's shape) when given, else returned."""
+    wide = out is not None and config.dtype == "float64"  # standardize in place, no copy
     with np.errstate(over="ignore", invalid="ignore"):
-        xb, yb = scaler.transform(X, y)
-        finite = bool(np.isfinite(xb).all() and np.isfinite(yb).all())
-    if not finite:
+        xb = np.subtract(X, scaler.x_mean, out=out[0] if wide else None)
+        xb /= scaler.x_scale
+        yb = np.subtract(y, scaler.y_mean, out=out[1] if wide else None)
+        yb /= scaler.y_scale
+        # min and max see a NaN or an inf (the overflow of a huge value), and bound |value|.
+        low, high = min(xb.min(), yb.min()), max(xb.max(), yb.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise DlportError(f"{source}: values too large to standardize in float64; rescale the data")
-    largest = max(float(np.abs(xb).max(initial=0)), float(np.abs(yb).max(initial=0)))
-    limit = float(np.finfo(config.dtype).max)
+    largest, limit = max(-low, high), float(np.finfo(config.dtype).max)
     if largest > limit:
         hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
         raise DlportError(
             f"{source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
             f"(max {limit:.3g}); {hint}"
         )
-    return xb.astype(config.dtype, copy=False), yb.astype(config.dtype, copy=False)
+    if out is None:
+        return xb.astype(config.dtype, copy=False), yb.astype(config.dtype, copy=False)
+    if not wide:
+        out[0][...], out[1][...] = xb, yb
+    return out
 
 
 def streamed_metrics(sums: dict[str, float]) -> dict[str, float]:

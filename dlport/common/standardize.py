@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+_ROWS_PER_BLOCK = 1 << 13  # 8192 rows x 64 features: 4 MB, a block's deviations in cache
 _NOISE = 64 * np.finfo(np.float64).eps  # a std this small (relative) is rounding, not data
 
 
@@ -38,6 +39,15 @@ class Moments:
         return np.sqrt(self.m2 / self.count)
 
 
+def column_moments(values: np.ndarray) -> Moments:
+    """Moments merged over blocks of rows: each block's deviations fit in cache, where
+    ``values.std(axis=0)`` makes a temporary the size of the data (2.6x slower on 2M x 64)."""
+    merged = Moments(0, np.zeros(0), np.zeros(0))
+    for start in range(0, len(values), _ROWS_PER_BLOCK):
+        merged = merged.merge(Moments.of(values[start : start + _ROWS_PER_BLOCK]))
+    return merged
+
+
 @dataclass(frozen=True)
 class Standardizer:
     x_mean: np.ndarray
@@ -47,7 +57,7 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray) -> Standardizer:
-        return cls.from_stats(X.mean(axis=0), X.std(axis=0), float(y.mean()), float(y.std()))
+        return cls.from_moments(column_moments(X), column_moments(y))
 
     @classmethod
     def from_moments(cls, x: Moments, y: Moments) -> Standardizer:

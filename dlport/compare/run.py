@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlport.common.arrow import ParquetBlocks
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import Conventions
 from dlport.common.data import Dataset, save_npz
@@ -16,6 +17,7 @@ from dlport.common.fitting import with_intercept
 from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
+from dlport.common.stream import StreamedDataset
 from dlport.compare.parity import Parity, measure, pairwise
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
@@ -92,7 +94,10 @@ def not_asked_for(result: TrainResult, config: TrainConfig, data: Dataset) -> st
     return ""
 
 
-def least_squares_optimum(data: Dataset) -> dict[str, object]:
+def least_squares_optimum(data: Dataset | StreamedDataset) -> dict[str, object]:
+    if isinstance(data, StreamedDataset):  # the exact solver's one pass
+        exact = NumpyTrainer().fit(data, TrainConfig(solver="exact"))
+        return {"weights": exact.weights, "bias": exact.bias, "metrics": exact.metrics}
     design = with_intercept(data.X)
     coef = np.linalg.lstsq(design, data.y, rcond=None)[0]
     return {
@@ -100,6 +105,22 @@ def least_squares_optimum(data: Dataset) -> dict[str, object]:
         "bias": float(coef[-1]),
         "metrics": regression_metrics(data.y, design @ coef),
     }
+
+
+def _data_for_children(data: Dataset | StreamedDataset, out: Path) -> list[str]:
+    """What each child loads: the parent's data as an NPZ, or a streamed Parquet file itself;
+    streamed data streams in the children with the same budget, so in the same batch order."""
+    if isinstance(data, StreamedDataset) and isinstance(data.blocks, ParquetBlocks):
+        path = Path(data.source).absolute()
+        return [f"--data={path}", f"--target={data.target_name}", f"--max-memory={data.max_memory}"]
+    path = out / "data.npz"
+    if isinstance(data, StreamedDataset):  # arrays in memory, streamed past the budget
+        blocks = data.blocks
+        arrays = Dataset(blocks.X, blocks.y, data.feature_names, data.target_name, data.source)
+        save_npz(arrays, path)
+        return [f"--data={path}", f"--max-memory={data.max_memory}"]
+    save_npz(data, path)
+    return [f"--data={path}"]
 
 
 def compare(
@@ -114,8 +135,7 @@ def compare(
     progress: bool = True,
 ) -> Comparison:
     out = out.absolute()  # the children run in a directory of their own
-    data_path = out / "data.npz"
-    save_npz(data, data_path)
+    data_args = _data_for_children(data, out)
     pythons = {name: find_python(name, overrides) for name in frameworks}
     references: dict[tuple, TrainResult] = {}
 
@@ -139,7 +159,7 @@ def compare(
                 outcome = run_train(
                     framework,
                     pythons[framework],
-                    [f"--data={data_path}", *train_args(config)],
+                    [*data_args, *train_args(config)],
                     json_path,
                     timeout,
                 )

@@ -59,3 +59,35 @@ def test_compare_logs_a_parent_run_with_every_frameworks_child_to_mlflow(tmp_pat
     assert parent.info.status == "FINISHED" and parent.data.tags["exit_code"] == "0"
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"report.md", "report.json", "loss_curves.png", "results"} <= logged
+
+
+def test_every_framework_streams_a_parquet_file_past_max_memory_and_agrees(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dlport.common.data import load_dataset
+
+    data = load_dataset("synthetic:n=4096,d=8,noise=0.1,seed=3")
+    columns = dict(zip(data.feature_names, data.X.T, strict=True)) | {"y": data.y}
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=64)  # 64 row groups
+    out = tmp_path / "report"
+    streaming = ["--data", str(path), "--max-memory", "200KB", "--batch-size", "64"]
+    code = main(
+        [
+            "compare",
+            *streaming,
+            "--optimizers",
+            "momentum,adam,exact",
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    report = json.loads((out / "report.json").read_text())
+    rows = [row for case in report["cases"] for row in case["frameworks"].values()]
+    assert [(r["status"], r["parity"]["passed"]) for r in rows] == [("ok", True)] * len(rows)
+    assert code == 0
+    streamed = json.loads(next((out / "results").glob("torch-adam.json")).read_text())
+    assert streamed["data"]["streamed"] == {"max_memory": 200000, "window_rows": 231, "blocks": 64}
