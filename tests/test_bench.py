@@ -18,6 +18,7 @@ def test_worker_measures_the_reference_and_the_numpy_baselines():
     assert len(trainer["steps_per_second"]) == 2 and min(trainer["steps_per_second"]) > 0
     assert trainer["ttq_reached"] and all(e >= 1 for e in trainer["ttq_epochs"])
     assert len(figures["numpy_loop"]["samples_per_second"]) == 2
+    assert len(trainer["exact_seconds"]) == 2 and len(figures["xtx_seconds"]) == 2
     assert figures["peak_rss_mb"] > 0
 
 
@@ -34,6 +35,7 @@ def _figures(framework, sps, idiomatic=None, loop=None):
             "ttq_seconds": [1.0],
             "ttq_epochs": [2],
             "ttq_reached": True,
+            "exact_seconds": [0.5],
         },
     }
     if idiomatic:
@@ -41,6 +43,7 @@ def _figures(framework, sps, idiomatic=None, loop=None):
     if loop:
         figures["numpy_loop"] = {"samples_per_second": loop}
         figures["lstsq_seconds"] = [0.01]
+        figures["xtx_seconds"] = [0.2]
     return figures
 
 
@@ -62,6 +65,26 @@ def test_summary_takes_medians_and_same_run_ratios():
     assert torch_cpu["targets"] == {">= 0.5x numpy loop": False, ">= 5x idiomatic": False}
     assert rows[2]["vs_cpu"] == pytest.approx(10.0) and rows[2]["targets"] == {}
     assert rows[3]["status"] == "failed" and rows[3]["reason"] == "boom"
+
+
+def test_at_scale_time_to_quality_and_the_exact_solve_are_held_to_the_numpy_baselines():
+    # large: n = 2,000,000; the NumPy loop at 4M samples/s takes 0.5 s an epoch, so the 2
+    # epochs to quality take it 1 s; the exact solve's 0.5 s is 2.5x X^T X's 0.2 s.
+    loop = _figures("numpy", [4e6], loop=[4e6])
+    torch = _figures("torch", [2e6])
+    rows = summarize(
+        [
+            Measurement("numpy", "large", "cpu", "ok", loop),
+            Measurement("torch", "large", "cpu", "ok", torch),
+        ]
+    )
+    assert rows[1]["ttq_vs_loop"] == pytest.approx(1.0)  # ttq 1.0 s over the loop's 1 s
+    assert rows[1]["exact_vs_xtx"] == pytest.approx(2.5)
+    assert rows[1]["targets"] == {
+        ">= 0.8x numpy loop": False,
+        "ttq <= 1.5x loop": True,
+        "exact <= 2x XtX": False,
+    }
 
 
 def test_bench_cli_reports_a_missing_env_and_writes_results(tmp_path, capsys):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlport.bench.worker import check_figures
-from dlport.bench.workloads import TARGET_VS_IDIOMATIC, TARGETS_VS_NUMPY, WORKLOADS
+from dlport.bench.workloads import AT_SCALE, TARGET_VS_IDIOMATIC, TARGETS_VS_NUMPY, WORKLOADS
 from dlport.common.envs import find_python, run_json
 from dlport.common.progress import progress_bar
 
@@ -88,11 +88,13 @@ def run_bench(
 
 def summarize(measurements: list[Measurement]) -> list[dict]:
     """One row per (framework, workload, device): medians, spreads and same-run ratios."""
-    numpy_loop = {
-        m.workload: spread(m.figures["numpy_loop"]["samples_per_second"])["median"]
-        for m in measurements
-        if m.framework == "numpy" and m.status == "ok"
+    numpy = {
+        m.workload: m.figures for m in measurements if m.framework == "numpy" and m.status == "ok"
     }
+    numpy_loop = {
+        w: spread(f["numpy_loop"]["samples_per_second"])["median"] for w, f in numpy.items()
+    }
+    numpy_xtx = {w: spread(f["xtx_seconds"])["median"] for w, f in numpy.items()}
     cpu = {
         (m.framework, m.workload): m for m in measurements if m.device == "cpu" and m.status == "ok"
     }
@@ -117,17 +119,23 @@ def summarize(measurements: list[Measurement]) -> list[dict]:
                 "warmup_seconds": spread(t["warmup_seconds"]),
                 "ttq_seconds": spread(t["ttq_seconds"]) if t["ttq_reached"] else None,
                 "ttq_epochs": t["ttq_epochs"],
+                "exact_seconds": spread(t["exact_seconds"]),
                 "peak_rss_mb": f["peak_rss_mb"],
             }
             sps = row["samples_per_second"]["median"]
             if m.workload in numpy_loop:
                 row["vs_numpy_loop"] = sps / numpy_loop[m.workload]
+                if row["ttq_seconds"] is not None:  # against the loop's epochs to get there
+                    loop = max(t["ttq_epochs"]) * WORKLOADS[m.workload].n / numpy_loop[m.workload]
+                    row["ttq_vs_loop"] = row["ttq_seconds"]["median"] / loop
+                row["exact_vs_xtx"] = row["exact_seconds"]["median"] / numpy_xtx[m.workload]
             if "idiomatic" in f:
                 row["idiomatic_samples_per_second"] = spread(f["idiomatic"]["samples_per_second"])
                 row["vs_idiomatic"] = sps / row["idiomatic_samples_per_second"]["median"]
             if "numpy_loop" in f:
                 row["numpy_loop_samples_per_second"] = spread(f["numpy_loop"]["samples_per_second"])
                 row["lstsq_seconds"] = spread(f["lstsq_seconds"])
+                row["xtx_seconds"] = spread(f["xtx_seconds"])
             if m.device == "gpu" and (m.framework, m.workload) in cpu:
                 cpu_sps = cpu[(m.framework, m.workload)].figures["trainer"]["samples_per_second"]
                 row["vs_cpu"] = sps / statistics.median(cpu_sps)
@@ -147,6 +155,10 @@ def targets(row: dict) -> dict[str, bool]:
     if row["workload"] in TARGET_VS_IDIOMATIC and "vs_idiomatic" in row:
         goal = TARGET_VS_IDIOMATIC[row["workload"]]
         verdicts[f">= {goal:g}x idiomatic"] = row["vs_idiomatic"] >= goal
+    if row["workload"] in AT_SCALE:  # issue 12's: time to quality and the exact solve
+        ttq, exact = AT_SCALE[row["workload"]]
+        verdicts[f"ttq <= {ttq:g}x loop"] = row.get("ttq_vs_loop", float("inf")) <= ttq
+        verdicts[f"exact <= {exact:g}x XtX"] = row.get("exact_vs_xtx", float("inf")) <= exact
     return verdicts
 
 

@@ -21,6 +21,7 @@ COLUMNS = [
     "x cpu",
     "warm-up s",
     "time to quality s",
+    "exact s",
     "peak RSS MB",
     "targets",
 ]
@@ -34,6 +35,10 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _times(ratio: float | None, what: str) -> str:
+    return "" if ratio is None else f", {ratio:.1f}x {what}"
+
+
 def table_rows(rows: list[dict]) -> list[list[str]]:
     out = []
     for r in rows:
@@ -44,13 +49,14 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
                     r["framework"],
                     r["device"],
                     r["status"],
-                    *[""] * 7,
+                    *[""] * 8,
                     r["reason"][:60],
                 ]
             )
             continue
         ttq = r["ttq_seconds"]
         epochs = [e for e in r["ttq_epochs"] if e]
+        vs_loop = _times(r.get("ttq_vs_loop"), "loop")
         verdicts = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in r["targets"].items())
         out.append(
             [
@@ -63,7 +69,10 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
                 _x(r.get("vs_idiomatic")),
                 _x(r.get("vs_cpu")),
                 f"{r['warmup_seconds']['median']:.3f}",
-                "not reached" if ttq is None else f"{ttq['median']:.3f} ({max(epochs)} ep)",
+                "not reached"
+                if ttq is None
+                else f"{ttq['median']:.3f} ({max(epochs)} ep{vs_loop})",
+                f"{r['exact_seconds']['median']:.3f}{_times(r.get('exact_vs_xtx'), 'XtX')}",
                 f"{r['peak_rss_mb']:,.0f}",
                 verdicts or "-",
             ]
@@ -81,6 +90,7 @@ def baseline_rows(rows: list[dict]) -> list[list[str]]:
                     "numpy loop (hand-written)",
                     _sps(r["numpy_loop_samples_per_second"]),
                     f"{r['lstsq_seconds']['median']:.3f}",
+                    f"{r['xtx_seconds']['median']:.3f}",
                 ]
             )
         if "idiomatic_samples_per_second" in r:
@@ -90,12 +100,13 @@ def baseline_rows(rows: list[dict]) -> list[list[str]]:
                     f"{r['framework']} idiomatic ({r['device']})",
                     _sps(r["idiomatic_samples_per_second"]),
                     "-",
+                    "-",
                 ]
             )
     return out
 
 
-BASELINE_COLUMNS = ["workload", "baseline", "samples/s (min-max)", "numpy lstsq s"]
+BASELINE_COLUMNS = ["workload", "baseline", "samples/s (min-max)", "numpy lstsq s", "X^T X s"]
 
 
 def machine() -> str:

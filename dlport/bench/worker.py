@@ -23,7 +23,7 @@ from dlport.common.batching import steps_per_epoch
 from dlport.common.callbacks import StopWhen
 from dlport.common.config import TrainConfig
 from dlport.common.data import load_dataset
-from dlport.common.fitting import with_intercept
+from dlport.common.fitting import MemoryFeed, with_intercept
 from dlport.common.registry import get_trainer
 from dlport.common.standardize import Standardizer
 
@@ -63,6 +63,7 @@ def measure(
         "samples_per_second": [t["samples_per_second"] for t in runs],
     }
     figures["trainer"] |= time_to_quality(trainer, data, config, workload, repeats)
+    figures["trainer"]["exact_seconds"] = exact_solve(trainer, data, config, repeats)
     X, y = (a.astype(dtype) for a in Standardizer.fit(data.X, data.y).transform(data.X, data.y))
     batch = config.batch_size_for(data.n_samples)
     if workload.idiomatic_epochs and framework != "numpy":  # numpy's is the NumPy loop below
@@ -127,6 +128,19 @@ def time_to_quality(trainer, data, config, workload, repeats) -> dict:
     }
 
 
+def exact_solve(trainer, data, config, repeats) -> list[float]:
+    """The exact solver alone (its one pass and the solve), on the standardized training arrays
+    that ``fit`` hands it: what NumPy's ``X.T @ X`` on the same array is measured against."""
+    feed = MemoryFeed(data, config.replace(solver="exact"))
+    names, device = list(data.feature_names), trainer.resolve_device(config.device)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer._exact(feed, names, config.dtype, device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def numpy_baselines(data, X, y, batch, workload, repeats) -> dict:
     """The hand-written NumPy loop over the same batches, and NumPy's lstsq, timed here."""
     from dlport.bench.baselines.numpy import idiomatic_fit
@@ -136,17 +150,21 @@ def numpy_baselines(data, X, y, batch, workload, repeats) -> dict:
     ]
     steps = steps_per_epoch(data.n_samples, batch) * workload.timed_epochs
     design = with_intercept(data.X)
-    lstsq = []
+    lstsq, xtx = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         np.linalg.lstsq(design, data.y, rcond=None)
         lstsq.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        X.T @ X  # noqa: B018 -- the exact solver's floor: one Gram of the same array
+        xtx.append(time.perf_counter() - start)
     return {
         "numpy_loop": {
             "steps_per_second": [steps / s for s in steady],
             "samples_per_second": [data.n_samples * workload.timed_epochs / s for s in steady],
         },
         "lstsq_seconds": lstsq,
+        "xtx_seconds": xtx,
     }
 
 
@@ -191,7 +209,8 @@ def check_figures(figures, asked: dict) -> str:
     positive = ["trainer.samples_per_second", "trainer.steps_per_second"]
     positive += ["idiomatic.samples_per_second"] * ("idiomatic" in figures)
     positive += ["numpy_loop.samples_per_second", "numpy_loop.steps_per_second"] * numpy
-    non_negative = ["trainer.warmup_seconds", "trainer.ttq_seconds"] + ["lstsq_seconds"] * numpy
+    non_negative = ["trainer.warmup_seconds", "trainer.ttq_seconds", "trainer.exact_seconds"]
+    non_negative += ["lstsq_seconds", "xtx_seconds"] * numpy
     problems = [_series(figures, p, n) for p in positive]
     problems += [_series(figures, p, n, positive=False) for p in non_negative]
     problem = next(filter(None, problems), "")

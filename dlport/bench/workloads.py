@@ -35,3 +35,6 @@ WORKLOADS = {
 # The targets of issue 7: trainer samples/s over the NumPy loop's, CPU, float32.
 TARGETS_VS_NUMPY = {"medium": 0.5, "large": 0.8}
 TARGET_VS_IDIOMATIC = {"medium": 5.0}
+# Issue 12's: time to quality over the NumPy loop's time for the same epochs, and the exact
+# solve over NumPy's X.T @ X on the same array.
+AT_SCALE = {"large": (1.5, 2.0)}
