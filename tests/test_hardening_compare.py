@@ -139,6 +139,7 @@ def _figures(**changes):
             "ttq_seconds": [1.0, 1.0],
             "ttq_epochs": [3, None],
             "ttq_reached": False,
+            "exact_seconds": [0.5, 0.4],
         },
     }
     return figures | changes

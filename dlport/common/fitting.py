@@ -10,6 +10,7 @@ import math
 import platform
 import time
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -299,7 +300,8 @@ class TrainerBase:
 
 
 class MemoryFeed:
-    """Data in memory: standardized into the training dtype once, whole."""
+    """Data in memory: standardized into the training dtype once, whole, for gradient descent;
+    a block at a time for the exact solver's one pass (no copy of the data)."""
 
     def __init__(self, data: Dataset, config: TrainConfig):
         self.data, self.config = data, config
@@ -308,18 +310,37 @@ class MemoryFeed:
             if config.standardize
             else Standardizer.identity(data.n_features)
         )
-        self.X, self.y = _training_arrays(self.standardizer, data, config)
+        if config.solver == "gd":
+            self.X  # noqa: B018 -- made now: a dtype that cannot hold the data is refused first
+
+    @cached_property
+    def _arrays(self):
+        return _training_arrays(self.standardizer, self.data, self.config)
+
+    @property
+    def X(self) -> np.ndarray:
+        return self._arrays[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._arrays[1]
 
     def blocks(self):
-        for start in range(0, len(self.y), _ROWS_PER_BLOCK):
+        data, made = self.data, "_arrays" in self.__dict__
+        for start in range(0, data.n_samples, _ROWS_PER_BLOCK):
             rows = slice(start, start + _ROWS_PER_BLOCK)
-            yield self.X[rows], self.y[rows]
+            if made:
+                yield self.X[rows], self.y[rows]
+            else:  # the same arithmetic as _training_arrays, a block at a time
+                yield _standardized_block(
+                    self.standardizer, data.X[rows], data.y[rows], self.config, data.source
+                )
 
     def runner_arrays(self):
         return self.X, self.y
 
     def run_epoch(self, runner, epoch: int) -> float:
-        n, config = len(self.y), self.config
+        n, config = self.data.n_samples, self.config
         order = epoch_order(n, config.seed, epoch, config.batch_size_for(n))
         return runner.run_epoch(order)
 

@@ -127,7 +127,7 @@ class StreamedDataset:
         x = y = Moments(0, np.zeros(0), np.zeros(0))
         for Xb, yb in self.iter_blocks():
             x, y = x.merge(Moments.of(Xb)), y.merge(Moments.of(yb))
-            self._x_digest.update(np.ascontiguousarray(Xb).tobytes())
+            self._x_digest.update(np.ascontiguousarray(Xb).data)
         names = [*self.feature_names, self.target_name]
         with np.errstate(over="ignore", invalid="ignore"):
             bad = ~np.isfinite(np.concatenate([x.std(), y.std(), x.mean, y.mean]))
@@ -149,7 +149,7 @@ class StreamedDataset:
         self.moments  # noqa: B018 -- the pass that hashes X
         digest = self._x_digest.copy()
         for block in range(len(self.blocks.block_rows)):
-            digest.update(np.ascontiguousarray(self.blocks.read_target(block)).tobytes())
+            digest.update(np.ascontiguousarray(self.blocks.read_target(block)).data)
         return digest.hexdigest()
 
     def check_batch(self, batch_size: int | None) -> int:
