@@ -1,7 +1,9 @@
 """Data larger than memory, measured: a generated Parquet file of several GB trains with
 ``--max-memory 512MB`` in every framework (exact and SGD), each run a child process whose peak
 RSS is read from the kernel (``wait4``), against the same framework's peak RSS on a tiny
-dataset; the streamed exact weights against the in-memory exact solve of the same file.
+dataset; the streamed exact weights against the in-memory exact solve of the same file; and,
+on a file that fits, each framework's peak RSS training in memory against the data's size in
+the training dtype.
 
     python bench/scale.py                       # 16M x 32 float64 (4.4 GB), every framework
     python bench/scale.py --rows 2000000 --frameworks numpy,torch    # a quick look
@@ -84,6 +86,7 @@ def main() -> int:
     parser.add_argument("--cols", type=int, default=32)
     parser.add_argument("--frameworks", default=",".join(framework_names()))
     parser.add_argument("--max-memory", default="512MB")
+    parser.add_argument("--in-memory-rows", type=int, default=4_000_000)
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the data goes")
     parser.add_argument("--python", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -118,8 +121,23 @@ def main() -> int:
         }
         for kind in ("exact", "sgd"):
             print(f"{name} {kind}: {summary(row[kind])}", flush=True)
+    # In memory: one epoch of SGD, float64 and float32, on a file that fits.
+    small = Path(args.dir) / f"dlport-scale-{args.in_memory_rows}x{args.cols}.parquet"
+    if not small.exists():
+        generate(small, args.in_memory_rows, args.cols)
+    resident = ["--data", str(small), "--max-memory", "1TB", *sgd]
+    for name in frameworks:
+        if pythons[name] is None:
+            continue
+        framework = ["--framework", name, "--device", "cpu"]
+        rows[name]["in_memory"] = {
+            dtype: run(pythons[name], [*framework, *resident, "--dtype", dtype], env)
+            for dtype in ("float64", "float32")
+        }
+        print(f"{name} in memory: {summary(rows[name]['in_memory']['float64'])}", flush=True)
     report = {
         "data": {"path": str(data), "rows": args.rows, "cols": args.cols, "gb": size_gb},
+        "in_memory_rows": args.in_memory_rows,
         "max_memory": args.max_memory,
         "in_memory_exact": reference,
         "frameworks": rows,
@@ -170,6 +188,25 @@ def markdown(report: dict) -> str:
             )
             over = run["peak_rss_mb"] - tiny
             cells += [f"{run['seconds']:.1f}", f"{run['peak_rss_mb']:.0f}", f"{over:+.0f}", diff]
+        lines.append("| " + " | ".join(cells) + " |")
+    rows, cols = report["in_memory_rows"], data["cols"]
+    lines += [
+        "",
+        f"In memory ({rows} x {cols} + target, --max-memory 1TB, one SGD epoch): peak RSS over "
+        "the framework's tiny run, as a multiple of the data's size in the training dtype.",
+        "",
+        "| framework | float64 over tiny MB | x data (float64) | float32 over tiny MB "
+        "| x data (float32) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in report["frameworks"].items():
+        runs = row.get("in_memory", {})
+        if not runs or any("error" in r for r in runs.values()) or "error" in row["tiny"]:
+            continue
+        cells = [name]
+        for dtype, size in (("float64", 8), ("float32", 4)):
+            over = runs[dtype]["peak_rss_mb"] - row["tiny"]["peak_rss_mb"]
+            cells += [f"{over:+.0f}", f"{over * 1e6 / (rows * (cols + 1) * size):.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
