@@ -17,7 +17,7 @@ from dlport.common.fitting import with_intercept
 from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
 from dlport.common.results import TrainResult
-from dlport.common.stream import StreamedDataset
+from dlport.common.stream import StreamedDataset, in_memory_bytes
 from dlport.compare.parity import Parity, measure, pairwise
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
@@ -108,8 +108,9 @@ def least_squares_optimum(data: Dataset | StreamedDataset) -> dict[str, object]:
 
 
 def _data_for_children(data: Dataset | StreamedDataset, out: Path) -> list[str]:
-    """What each child loads: the parent's data as an NPZ, or a streamed Parquet file itself;
-    streamed data streams in the children with the same budget, so in the same batch order."""
+    """What each child loads: the parent's data as an NPZ, or a streamed Parquet file itself,
+    with the parent's --max-memory: streamed data streams in each child in the same batch order,
+    and data the parent holds stays in memory, whatever memory a child finds available."""
     if isinstance(data, StreamedDataset) and isinstance(data.blocks, ParquetBlocks):
         path = Path(data.source).absolute()
         return [f"--data={path}", f"--target={data.target_name}", f"--max-memory={data.max_memory}"]
@@ -120,7 +121,10 @@ def _data_for_children(data: Dataset | StreamedDataset, out: Path) -> list[str]:
         save_npz(arrays, path)
         return [f"--data={path}", f"--max-memory={data.max_memory}"]
     save_npz(data, path)
-    return [f"--data={path}"]
+    return [
+        f"--data={path}",
+        f"--max-memory={in_memory_bytes(data.n_samples, data.n_features + 1)}",
+    ]
 
 
 def compare(
