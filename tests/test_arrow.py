@@ -53,11 +53,12 @@ def test_a_dataframe_and_its_named_target(diabetes, diabetes_table):
     assert data.X.shape == (442, 10)  # the index is not a column
 
 
-def test_training_on_parquet_equals_training_on_the_csv(tmp_path, diabetes_table):
+def test_training_on_parquet_equals_training_on_the_csv(tmp_path, diabetes_table, trainer):
     path = tmp_path / "d.parquet"
-    pq.write_table(diabetes_table, path)
+    pq.write_table(diabetes_table, path, row_group_size=100)  # read a row group at a time
+    framework = ["--framework", trainer.name, "--optimizer", "adam"]
     runs = [
-        dlport("train", "--data", spec, "--epochs", "3", "--json", "-")
+        dlport("train", *framework, "--data", spec, "--epochs", "3", "--json", "-")
         for spec in ("diabetes", str(path))
     ]
     assert all(run.returncode == 0 for run in runs), runs[1].stderr
