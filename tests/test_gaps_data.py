@@ -567,8 +567,8 @@ def test_pyarrow_reads_a_csv_from_exactly_its_threshold_and_names_the_file(tmp_p
     from dlport.common import arrow
 
     calls = []
-    csv_values = arrow.csv_values
-    monkeypatch.setattr(arrow, "csv_values", lambda raw: calls.append(1) or csv_values(raw))
+    csv_table = arrow.csv_table
+    monkeypatch.setattr(arrow, "csv_table", lambda path: calls.append(1) or csv_table(path))
     path = write(tmp_path, "d.csv", "a,b\n1,2\n3,4\n")
     monkeypatch.setattr(data_module, "ARROW_CSV_FROM", os.path.getsize(path))
     assert load_dataset(path).X.tolist() == [[1.0], [3.0]] and calls == [1]
