@@ -131,7 +131,7 @@ def time_to_quality(trainer, data, config, workload, repeats) -> dict:
 def exact_solve(trainer, data, config, repeats) -> list[float]:
     """The exact solver alone (its one pass and the solve), on the standardized training arrays
     that ``fit`` hands it: what NumPy's ``X.T @ X`` on the same array is measured against."""
-    feed = MemoryFeed(data, config.replace(solver="exact"))
+    feed = MemoryFeed(data, config)  # gradient descent's: the training arrays made up front
     names, device = list(data.feature_names), trainer.resolve_device(config.device)
     seconds = []
     for _ in range(repeats):

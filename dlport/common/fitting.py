@@ -327,8 +327,8 @@ class MemoryFeed:
 
     def blocks(self):
         data, made = self.data, "_arrays" in self.__dict__
-        for start in range(0, data.n_samples, _ROWS_PER_BLOCK):
-            rows = slice(start, start + _ROWS_PER_BLOCK)
+        for start in range(0, data.n_samples, _GRAM_ROWS):
+            rows = slice(start, start + _GRAM_ROWS)
             if made:
                 yield self.X[rows], self.y[rows]
             else:  # the same arithmetic as _training_arrays, a block at a time
@@ -400,6 +400,9 @@ class StreamFeed:
         }
 
 
+# Rows per block of the exact solver's pass: a framework call per block, and the block's
+# float64 copy (for float32 data) at most 64 MB at 64 features.
+_GRAM_ROWS = 1 << 17
 # Rows standardized at a time: the float64 temporaries stay a few MB, whatever the data's size.
 _ROWS_PER_BLOCK = 1 << 15
 
