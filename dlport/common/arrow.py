@@ -181,7 +181,7 @@ class ParquetBlocks:
     def __init__(self, path: Path, target: str | None):
         import pyarrow.parquet as pq
 
-        from dlport.common.data import _checked_names
+        from dlport.common.data import _checked_names, _target_column
 
         pa = _pyarrow()
         self.path = path
@@ -203,15 +203,9 @@ class ParquetBlocks:
                     f"{path}, column {field.name!r}: type {field.type} is not a number; "
                     "dlport needs numeric columns"
                 )
-        if len(self.names) < 2:
-            raise DlportError(f"{path} needs at least two columns (features and a target)")
-        self.target_name = self.names[-1] if target is None else target
-        if self.target_name not in self.names:
-            raise DlportError(
-                f"target column {self.target_name!r} not in {path}; columns are: "
-                f"{', '.join(self.names)}"
-            )
-        self.feature_names = [n for n in self.names if n != self.target_name]
+        self.target_name, self.target = _target_column(self.names, str(path), target)
+        self.features = [j for j in range(len(self.names)) if j != self.target]
+        self.feature_names = [self.names[j] for j in self.features]
         self.groups = [
             (f, g, part.metadata.row_group(g).num_rows)
             for f, part in enumerate(self.files)
@@ -241,9 +235,8 @@ class ParquetBlocks:
                     f"{self.path}, column {name!r}: data row {row + 1} is empty; "
                     "drop or impute those rows"
                 )
-        t = self.names.index(self.target_name)
-        X = float64_columns(table, [j for j in range(len(self.names)) if j != t])
-        y = float64_columns(table, [t])[:, 0]
+        X = float64_columns(table, self.features)
+        y = float64_columns(table, [self.target])[:, 0]
         for values, what in ((X, "features"), (y, "target")):
             bad = ~np.isfinite(values)
             if bad.any():
