@@ -45,6 +45,8 @@ except DlportError as exc:
 PARITY = [
     ("diabetes-float64", "diabetes", ["--dtype", "float64"]),
     ("diabetes-float32", "diabetes", ["--dtype", "float32"]),
+    # Streamed (windows of 60 rows): torch's eager loop on the GPU, JAX's chunk compiles.
+    ("diabetes-float64-streamed", "diabetes", ["--dtype", "float64", "--max-memory", "64KB"]),
     (
         "synthetic-float32",
         "synthetic:n=100000,d=16,noise=0.1,seed=0",
