@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = before = None
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: workers rerun it
         before = _file_state(getattr(args, "checkpoint", None))
         code = args.func(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit

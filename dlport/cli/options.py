@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 
 from dlport.common.config import DEVICES, DTYPES, OPTIMIZERS, SOLVERS, TrainConfig, parse_batch_size
 from dlport.common.errors import DlportError
@@ -64,6 +65,66 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool | None
         help="what training may hold, e.g. 512MB or 4GB (default: half the memory available); "
         "larger data streams from disk a window of rows at a time (docs/design.md)",
     )
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train data-parallel in N worker processes on the framework's own engine "
+        "(DDP, tf.distribute, MXNet's kvstore); each global batch is split into N shards "
+        "(docs/design.md); default 1",
+    )
+    if not single_run:
+        return
+    parser.add_argument(
+        "--rank",
+        type=int,
+        metavar="R",
+        help="across machines: this process is worker R of --workers N (start one per "
+        "machine; no local launch)",
+    )
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="across machines: rank 0's rendezvous address (torch, JAX) or MXNet's scheduler",
+    )
+    parser.add_argument(
+        "--worker-timeout",
+        type=positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a worker waits on a silent peer before the run fails; default 60",
+    )
+
+
+def worker_group(args: argparse.Namespace):
+    """This process's WorkerGroup: launched by ``--workers`` here, or ``--rank`` of a run across
+    machines; None when it is the launcher or the run has one process."""
+    from dlport.common.parallel import PARENT_ENV, WorkerGroup, parse_coordinator, watch_launcher
+
+    if args.workers < 1:
+        raise DlportError(f"--workers must be a positive integer, got {args.workers}")
+    launched = WorkerGroup.from_env(args.worker_timeout)
+    if launched is None and PARENT_ENV in os.environ:  # a service process must never launch
+        raise DlportError("a process started by --workers has no rank; it does not launch")
+    if launched is not None:
+        watch_launcher()
+        return launched
+    if args.workers == 1:
+        return None
+    if args.rank is None:
+        if args.coordinator:
+            raise DlportError("--coordinator needs --rank R (a run across machines)")
+        return None
+    if not 0 <= args.rank < args.workers or not args.coordinator:
+        raise DlportError(
+            f"--rank must be in 0..{args.workers - 1} and come with --coordinator HOST:PORT"
+        )
+    coordinator = parse_coordinator(args.coordinator)
+    return WorkerGroup(args.rank, args.workers, coordinator, args.worker_timeout)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = True) -> None:

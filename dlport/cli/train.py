@@ -10,8 +10,10 @@ from dlport.cli.options import (
     add_data_arguments,
     add_track_argument,
     add_train_arguments,
+    add_worker_arguments,
     config_from_args,
     tracking_from,
+    worker_group,
 )
 from dlport.cli.output import describe_columns, named_target, print_summary, reader_gone
 from dlport.cli.parser import command
@@ -34,6 +36,7 @@ def add_parser(sub) -> None:
     train.add_argument("--framework", help=f"numpy (default) | {' | '.join(ported_names())}")
     add_data_arguments(train, required=None)
     add_train_arguments(train)
+    add_worker_arguments(train)
     train.add_argument("--json", metavar="PATH|-", help="write the result object (- = stdout)")
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
     train.add_argument(
@@ -94,12 +97,19 @@ def run(args: argparse.Namespace) -> int:
     check_name(framework)
     if resume:
         check_resume_framework(resume, framework)  # before importing a framework for nothing
+    group = worker_group(args)
+    if args.workers > 1 and group is None:
+        return launch_workers(framework, config, args)
+    leader = group is None or group.leader
     if args.data is None and not resume:
         raise DlportError("--data is required (a file, 'diabetes' or 'synthetic:...')")
     if args.data is None:  # the checkpoint's own data (its fingerprint is checked in fit)
         saved = resume.payload["data"]
         args.data, args.target = saved["source"], args.target or named_target(saved)
     data = load_dataset(args.data, args.target, max_memory=args.max_memory)
+    if not leader:  # the leader (rank 0) prints, checkpoints and writes the result
+        get_trainer(framework).fit(data, config, resume=resume, group=group)
+        return 0
     track = tracking_from(args)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
     try:
@@ -114,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         interrupt_path=Path(interrupt),
     )
     callbacks = [ProgressBar(), checkpointing]
-    result = trainer.fit(data, config, callbacks=callbacks, resume=resume)
+    result = trainer.fit(data, config, callbacks=callbacks, resume=resume, group=group)
     if args.json and args.json != "-":  # files first: a reader that stops early loses nothing
         result.write_json(args.json)
     print_summary(result, summary_file)
@@ -130,3 +140,21 @@ def run(args: argparse.Namespace) -> int:
         run_id = log_run(track, result, trainer, parent_run_id=args.track_parent)
         print(f"MLflow run {run_id} logged to {track}", file=summary_file)
     return 0
+
+
+def launch_workers(framework: str, config: TrainConfig, args: argparse.Namespace) -> int:
+    """``--workers N`` on this machine: N copies of this command, one per rank, on the
+    framework's engine; what is refused before any starts is refused here."""
+    from dlport.common.parallel import check_divisible, launch_local
+    from dlport.common.registry import get_trainer
+
+    trainer = get_trainer(framework)
+    trainer.check_data_parallel()
+    if config.solver == "gd" and config.batch_size is not None:
+        check_divisible(config.batch_size, args.workers)
+    return launch_local(
+        args.argv,
+        args.workers,
+        lambda ports: trainer.worker_environments(args.workers, ports),
+        args.worker_timeout,
+    )

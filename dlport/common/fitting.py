@@ -6,6 +6,7 @@ loss and optimizer, its least-squares routine and its forward pass.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import time
@@ -27,6 +28,7 @@ from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.onnx_model import Exported, finish, reference_graph
+from dlport.common.parallel import WorkerGroup, check_divisible
 from dlport.common.results import TrainResult
 from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
@@ -60,6 +62,8 @@ class TrainerBase:
     name: ClassVar[str]
     conventions: ClassVar[Conventions] = CANONICAL
     native_suffix: ClassVar[str | None] = None  # file suffix of export_native's format
+    # Trains data-parallel on its own engine (``fit(..., group=...)``, ``--workers N``).
+    data_parallel: ClassVar[bool] = False
 
     # -- what each framework provides -------------------------------------------------------
     def version(self) -> str:
@@ -91,6 +95,27 @@ class TrainerBase:
         raise NotImplementedError
 
     def _predict(self, X: np.ndarray, w: np.ndarray, b: float, device: str) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- data-parallel, where ``data_parallel`` (docs/design.md, "Data-parallel training") ----
+    def worker_environments(self, world: int, ports: list[int]) -> list[tuple[str, dict]]:
+        """(label, env) of every process a local run of ``world`` workers starts, workers
+        first as "rank N"; ``ports[0]`` is the coordinator's, ``ports[1:]`` one per worker."""
+        return [(f"rank {r}", {}) for r in range(world)]
+
+    def _join(self, group: WorkerGroup, device: str) -> None:
+        """Join the engine's group (before any runner); ``_leave`` after the run."""
+        raise NotImplementedError
+
+    def _leave(self, group: WorkerGroup) -> None:
+        pass
+
+    def _parallel_runner(self, X, y, w0, b0, config, device, group: WorkerGroup) -> EpochRunner:
+        """A runner whose epochs step on this worker's shards, the engine summing gradients."""
+        raise NotImplementedError
+
+    def _all_reduce_sum(self, values: np.ndarray, device: str) -> np.ndarray:
+        """The element-wise sum of ``values`` (float64) over the workers, by the engine."""
         raise NotImplementedError
 
     def _extra_versions(self) -> dict[str, str]:
@@ -172,12 +197,14 @@ class TrainerBase:
         *,
         callbacks: Iterable[Callback] = (),
         resume: Checkpoint | None = None,
+        group: WorkerGroup | None = None,
     ) -> TrainResult:
         """Train on ``data`` (a ``Dataset``: ``load_dataset(...)`` or ``Dataset.from_arrays(X,
         y)``; or the ``StreamedDataset`` that ``load_dataset`` gives for data past its
         ``max_memory``) with ``config`` (default ``TrainConfig()``); ``callbacks``
         (``ProgressBar``, ``Checkpointing``, ``StopWhen``, ...) see every epoch and may end the
-        run early; ``resume`` continues a checkpoint."""
+        run early; ``resume`` continues a checkpoint; ``group`` makes this process one worker of
+        a data-parallel run (``dlport train --workers N`` starts them)."""
         if not isinstance(data, (Dataset, StreamedDataset)):
             raise DlportError(
                 f"fit takes a Dataset, got {type(data).__name__}; pass "
@@ -194,6 +221,7 @@ class TrainerBase:
         if resume is not None:  # the exact solver's too: it has nothing to resume, say so
             check_resumable(resume, self.name, config, data)
         n, d = data.n_samples, data.n_features
+        group = self._check_group(group, data, config)
         feed = (StreamFeed if isinstance(data, StreamedDataset) else MemoryFeed)(data, config)
         scaler = feed.standardizer
         batch = config.batch_size_for(n)
@@ -201,17 +229,21 @@ class TrainerBase:
         run = TrainingRun(self, config, data, scaler, resume, history=resumed)
         callbacks = CallbackList(callbacks)
         start = time.perf_counter()
+        if group is not None:
+            self._join(group, device)
         try:
             callbacks.on_train_begin(run)
             if config.solver == "exact":
-                coef = self._exact(feed, list(data.feature_names), config.dtype, device)
+                coef = self._exact(feed, list(data.feature_names), config.dtype, device, group)
                 w, b, runner, first_epoch = coef[:-1], float(coef[-1]), None, 0.0
             else:
-                runner, first_epoch = self._descend(run, callbacks, feed, device, start)
+                runner, first_epoch = self._descend(run, callbacks, feed, device, start, group)
                 w, b = runner.params()
             callbacks.on_train_end(run, w, b, runner)
         finally:
             callbacks.close(run)
+            if group is not None:
+                self._leave(group)
         history = run.history
         first = resume.epoch if resume is not None else 0
         fit_seconds = time.perf_counter() - start
@@ -249,12 +281,41 @@ class TrainerBase:
             },
         )
 
-    def _exact(self, feed, names: list[str], dtype: str, device: str) -> np.ndarray:
+    def check_data_parallel(self) -> None:
+        if not self.data_parallel:
+            raise DlportError(
+                f"{self.name} has no data-parallel engine in dlport; --workers needs one of "
+                "the frameworks `dlport frameworks` marks data-parallel"
+            )
+
+    def _check_group(self, group, data, config: TrainConfig) -> WorkerGroup | None:
+        """The group to train in (None for one process), or a one-line refusal."""
+        if group is None or group.world == 1:
+            return None
+        self.check_data_parallel()
+        if isinstance(data, StreamedDataset):
+            raise DlportError(
+                "--workers: data past --max-memory is not streamed data-parallel yet; raise "
+                "--max-memory, or train it in one process"
+            )
+        if data.n_samples < group.world:
+            raise DlportError(
+                f"--workers {group.world} is more than the data's {data.n_samples} rows; "
+                "use fewer workers"
+            )
+        if config.solver == "gd":
+            check_divisible(config.batch_size_for(data.n_samples), group.world)
+        return group
+
+    def _exact(self, feed, names: list[str], dtype: str, device: str, group=None) -> np.ndarray:
         """Least squares by the normal equations, accumulated in one pass of the framework's
-        ops; the QR route where they would lose digits (docs/design.md, "Exact solver")."""
+        ops (each worker its contiguous part of the rows, summed by the engine); the QR route
+        where they would lose digits (docs/design.md, "Exact solver")."""
         gram = Gram()
-        for X, y in feed.blocks():
+        for X, y in feed.blocks() if group is None else feed.blocks(group):
             gram.add(*self._gram(X, y, device), rows=len(y))
+        if group is not None:
+            gram.all_reduce(lambda values: self._all_reduce_sum(values, device))
         coef = gram.solve(names, dtype, lambda A, b: self._solve_gram(A, b, device))
         if coef is not None:
             return coef
@@ -263,7 +324,7 @@ class TrainerBase:
         design = scaled_design(with_intercept(feed.X), names, dtype)
         return design.coefficients(self._solve_exact(design.matrix, feed.y, device))
 
-    def _descend(self, run: TrainingRun, callbacks, feed, device, start):
+    def _descend(self, run: TrainingRun, callbacks, feed, device, start, group=None):
         """Gradient descent from the initial values (or the resumed ones) to ``config.epochs``,
         unless a callback stops it; returns the runner and the first epoch's wall time (it
         holds any compilation). Ctrl-C goes to the callbacks (a checkpoint saves the last
@@ -275,6 +336,8 @@ class TrainerBase:
             w0, b0 = run.resume.train_params
             first = run.resume.epoch
         make = self._streamed_runner if isinstance(feed, StreamFeed) else self._runner
+        if group is not None:
+            make = functools.partial(self._parallel_runner, group=group)
         runner = make(*feed.runner_arrays(), w0.astype(config.dtype), b0, config, device)
         if run.resume is not None:
             # A fresh runner's state shows the slots this run keeps: the saved one must match.
@@ -325,10 +388,14 @@ class MemoryFeed:
     def y(self) -> np.ndarray:
         return self._arrays[1]
 
-    def blocks(self):
+    def blocks(self, group: WorkerGroup | None = None):
+        """Blocks of rows; a worker's contiguous part of them in a data-parallel run."""
         data, made = self.data, "_arrays" in self.__dict__
-        for start in range(0, data.n_samples, _GRAM_ROWS):
-            rows = slice(start, start + _GRAM_ROWS)
+        first, end = 0, data.n_samples
+        if group is not None:
+            first, end = (data.n_samples * r // group.world for r in (group.rank, group.rank + 1))
+        for start in range(first, end, _GRAM_ROWS):
+            rows = slice(start, min(start + _GRAM_ROWS, end))
             if made:
                 yield self.X[rows], self.y[rows]
             else:  # the same arithmetic as _training_arrays, a block at a time

@@ -113,6 +113,15 @@ class Gram:
             self.rhs += rhs
         self.rows += rows
 
+    def all_reduce(self, sum_over_workers) -> None:
+        """Sum the workers' parts (a data-parallel run: each added its own rows) with the
+        engine's ``sum_over_workers(float64 vector) -> vector``."""
+        p = len(self.rhs)
+        total = sum_over_workers(np.concatenate([self.matrix.ravel(), self.rhs, [self.rows]]))
+        total = np.asarray(total, dtype=np.float64)
+        self.matrix, self.rhs = total[: p * p].reshape(p, p), total[p * p : -1]
+        self.rows = int(round(total[-1]))
+
     def solve(self, names: list[str], dtype, solve) -> np.ndarray | None:
         """The coefficients from the column-scaled normal equations, solved by ``solve(A, b)``
         (the framework's); None when the design is too ill-conditioned for them (or under the

@@ -9,6 +9,7 @@ fifteen kernel launches from Python per step.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import logging
 import os
@@ -19,13 +20,16 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
 from dlport.common.onnx_model import INSTALL_HINT, Exported  # noqa: E402
+from dlport.common.parallel import WorkerGroup, epoch_shards  # noqa: E402
 from dlport.common.solve import rank_cutoff  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -103,6 +107,7 @@ def graphed(config: TrainConfig, device: str) -> bool:
 class TorchTrainer(TrainerBase):
     name = "torch"
     native_suffix = ".pt"
+    data_parallel = True
 
     def version(self) -> str:
         return torch.__version__
@@ -119,6 +124,28 @@ class TorchTrainer(TrainerBase):
         # A CUDA graph replays fixed buffers; streamed chunks come in several sizes: eager.
         set_precision(config.tf32)
         return TorchRunner(X, y, w0, b0, config, _torch_device(device))
+
+    def _join(self, group, device):
+        # gloo on the CPU, NCCL between GPUs; rank 0's TCP store is the rendezvous.
+        dist.init_process_group(
+            "nccl" if device == "gpu" else "gloo",
+            init_method=f"tcp://{group.coordinator}",
+            rank=group.rank,
+            world_size=group.world,
+            timeout=datetime.timedelta(seconds=group.timeout),
+        )
+
+    def _leave(self, group):
+        dist.destroy_process_group()
+
+    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+        set_precision(config.tf32)
+        return DistributedRunner(X, y, w0, b0, config, _torch_device(device), group)
+
+    def _all_reduce_sum(self, values, device):
+        total = torch.from_numpy(values).to(_torch_device(device))
+        dist.all_reduce(total)
+        return total.cpu().numpy()
 
     def _gram(self, X, y, device):
         dev = _torch_device(device)
@@ -273,6 +300,47 @@ class TorchRunner:
     def params(self):
         w = self.model.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
         return w, float(self.model.bias.detach().cpu().item())
+
+
+def sum_gradients(state, bucket):  # no annotations: DDP checks them, and they are strings here
+    """DDP's communication hook summing the workers' gradients (its default averages them):
+    each worker's loss is already its share of the global batch's mean."""
+    reduced = dist.all_reduce(bucket.buffer(), async_op=True).get_future()
+    return reduced.then(lambda fut: fut.value()[0])
+
+
+class DistributedRunner(TorchRunner):
+    """``DistributedDataParallel`` over this worker's shard of every global batch: the loss is
+    the shard's squared errors summed over the global batch's rows, DDP sums the gradients
+    during backward, and every worker's optimizer then takes the same step."""
+
+    def __init__(self, X, y, w0, b0, config, device, group: WorkerGroup):
+        super().__init__(X, y, w0, b0, config, device)
+        self.group = group
+        self.ddp = DistributedDataParallel(self.model)
+        self.ddp.register_comm_hook(None, sum_gradients)
+        self.sum_loss = nn.MSELoss(reduction="sum")
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        rows, shard_sizes, batch_sizes = epoch_shards(
+            order, self.batch_size, self.group.rank, self.group.world
+        )
+        index = torch.from_numpy(rows).to(self.device)
+        X, y = self.X.index_select(0, index), self.y.index_select(0, index)
+        self.total.zero_()
+        with step_threads(self.batch_size, self.X.shape[1]):
+            for xb, yb, global_rows in zip(
+                X.split(shard_sizes), y.split(shard_sizes), batch_sizes, strict=True
+            ):
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = self.sum_loss(self.ddp(xb), yb) / global_rows
+                loss.backward()
+                if self.clip_norm is not None:  # the summed gradient: the global norm
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
+                self.optimizer.step()
+                self.total.add_(loss.detach(), alpha=global_rows)
+        dist.all_reduce(self.total)  # every shard's squared errors: the epoch's loss
+        return self.total.item() / len(order)
 
 
 class CudaGraphRunner(TorchRunner):
