@@ -16,17 +16,21 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import json  # noqa: E402
 import logging  # noqa: E402
 
 from dlport.frameworks.keras import use_backend  # noqa: E402
 
 use_backend("tensorflow", "tensorflow")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dlport.common.batching import split_batches  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
+from dlport.common.errors import DlportError  # noqa: E402
+from dlport.common.parallel import WorkerGroup, epoch_shards  # noqa: E402
 from dlport.frameworks.keras.parts import (  # noqa: E402
     KerasTrainer,
     KerasVariablesState,
@@ -74,6 +78,39 @@ def parity_settings(tf32: bool = False) -> None:
 class TensorFlowTrainer(KerasTrainer):
     name = "tensorflow"
     mlflow_exported = True  # TensorFlow is here: the SavedModel keeps float64 inputs
+    data_parallel = True
+
+    def worker_environments(self, world, ports):
+        # tf.distribute's own cluster spec: every worker's address, and this one's index.
+        workers = [f"127.0.0.1:{port}" for port in ports[1:]]
+        return [
+            (f"rank {r}", {"TF_CONFIG": json.dumps(_tf_config(workers, r))}) for r in range(world)
+        ]
+
+    def _join(self, group, device):
+        if "TF_CONFIG" not in os.environ:
+            raise DlportError(
+                "tensorflow across machines reads its cluster from TF_CONFIG (tf.distribute's "
+                "own variable); set it on every worker, or run --workers N on one machine"
+            )
+        # Ring all-reduce (the CPU's; NCCL is for GPUs) with the group's timeout.
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING,
+            timeout_seconds=group.timeout,
+        )
+        self.strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+        if config.clip_norm is not None:
+            raise DlportError(
+                "--clip-norm with --workers: Keras clips each worker's gradient before "
+                "tf.distribute sums them, not the global norm; train it in one process"
+            )
+        parity_settings(config.tf32)
+        return DistributedRunner(X, y, w0, b0, config, device, group, self.strategy)
+
+    def _all_reduce_sum(self, values, device):
+        return sum_over_workers(self.strategy, tf.constant(values)).numpy()
 
     def version(self) -> str:
         return tf.__version__
@@ -155,6 +192,78 @@ class TensorFlowRunner(KerasVariablesState):
             if len(tail):
                 total += self.train_batches(self.X, self.y, tail.reshape(1, -1))
             return float(total) / len(order)  # the epoch's one host sync
+
+    def params(self):
+        kernel, bias = self.layer.get_weights()
+        return kernel.reshape(-1).astype(np.float64), float(bias[0])
+
+
+def sum_over_workers(strategy, value):
+    """``value`` summed over the workers, by the strategy's all-reduce."""
+
+    def local(v):
+        return tf.distribute.get_replica_context().all_reduce("sum", v)
+
+    return strategy.experimental_local_results(strategy.run(local, args=(value,)))[0]
+
+
+def _tf_config(workers: list[str], index: int) -> dict:
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+
+
+class DistributedRunner(KerasVariablesState):
+    """``MultiWorkerMirroredStrategy``: variables mirrored on every worker, each step run on
+    this worker's shard; Keras' optimizer sums the workers' gradients (its all-reduce) before
+    the update, so the loss is the shard's squared errors over the global batch's rows. One
+    ``tf.function`` call runs an epoch's full batches, one more its tail."""
+
+    def __init__(self, X, y, w0, b0, config, device, group: WorkerGroup, strategy):
+        self.device, self.group, self.strategy = _TF_DEVICES[device], group, strategy
+        self.batch_size = config.batch_size_for(len(y))
+        with strategy.scope():
+            self.layer, _, self.optimizer = make_keras_parts(w0, b0, config, device)
+        # Keras' own loss, summed over the shard's rows: divided by the global batch's below
+        self.sum_loss = keras.losses.MeanSquaredError(reduction="sum", dtype=config.dtype)
+        self.dtype = tf.as_dtype(config.dtype)
+        with tf.device(self.device):
+            self.X, self.y = tf.constant(X), tf.constant(y.reshape(-1, 1))
+        data = [tf.TensorSpec([None, None], self.dtype), tf.TensorSpec([None, 1], self.dtype)]
+        shards = [tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([], self.dtype)]
+        self.train_shards = tf.function(self._train_shards, input_signature=[*data, *shards])
+
+    def _step(self, xb, yb, rows):
+        variables = self.layer.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self.sum_loss(yb, self.layer(xb)) / rows
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return loss * rows
+
+    def _train_shards(self, X, y, shards, rows):
+        """Each row of ``shards`` is this worker's part of a global batch of ``rows`` rows."""
+        total = tf.zeros([], self.dtype)
+        for i in tf.range(tf.shape(shards)[0]):
+            idx = shards[i]
+            per_replica = self.strategy.run(
+                self._step, args=(tf.gather(X, idx), tf.gather(y, idx), rows)
+            )
+            total += self.strategy.experimental_local_results(per_replica)[0]
+        return total
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        rank, world = self.group.rank, self.group.world
+        rows, shard_sizes, batch_sizes = epoch_shards(order, self.batch_size, rank, world)
+        full = sum(1 for b in batch_sizes if b == self.batch_size)
+        width = shard_sizes[0]
+        with tf.device(self.device):
+            total = self.train_shards(
+                self.X, self.y, rows[: full * width].reshape(full, width), self.batch_size
+            )
+            if full < len(batch_sizes):  # the tail batch, its shards one row apart at most
+                tail = rows[full * width :].reshape(1, -1)
+                total += self.train_shards(self.X, self.y, tail, batch_sizes[-1])
+            total = sum_over_workers(self.strategy, total)
+        return float(total) / len(order)
 
     def params(self):
         kernel, bias = self.layer.get_weights()
