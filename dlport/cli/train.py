@@ -155,6 +155,6 @@ def launch_workers(framework: str, config: TrainConfig, args: argparse.Namespace
     return launch_local(
         args.argv,
         args.workers,
-        lambda ports: trainer.worker_environments(args.workers, ports),
+        lambda ports: trainer.worker_plan(args.workers, ports),
         args.worker_timeout,
     )

@@ -28,7 +28,7 @@ from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.onnx_model import Exported, finish, reference_graph
-from dlport.common.parallel import WorkerGroup, check_divisible
+from dlport.common.parallel import Service, WorkerGroup, check_divisible
 from dlport.common.results import TrainResult
 from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
@@ -98,10 +98,10 @@ class TrainerBase:
         raise NotImplementedError
 
     # -- data-parallel, where ``data_parallel`` (docs/design.md, "Data-parallel training") ----
-    def worker_environments(self, world: int, ports: list[int]) -> list[tuple[str, dict]]:
-        """(label, env) of every process a local run of ``world`` workers starts, workers
-        first as "rank N"; ``ports[0]`` is the coordinator's, ``ports[1:]`` one per worker."""
-        return [(f"rank {r}", {}) for r in range(world)]
+    def worker_plan(self, world: int, ports: list[int]) -> tuple[list[dict], list[Service]]:
+        """A local run of ``world`` workers: each worker's env, and the engine's services
+        (``ports[0]`` is the coordinator's, ``ports[1:]`` one per worker)."""
+        return [{} for _ in range(world)], []
 
     def _join(self, group: WorkerGroup, device: str) -> None:
         """Join the engine's group (before any runner); ``_leave`` after the run."""

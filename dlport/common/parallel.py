@@ -155,31 +155,44 @@ def describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
+@dataclass(frozen=True)
+class Service:
+    """A process an engine needs beside the workers (MXNet's scheduler and server)."""
+
+    label: str
+    env: dict[str, str]
+    code: str  # run as ``python -c code``
+
+
 def launch_local(
     argv: list[str],
     world: int,
-    environments: Callable[[list[int]], list[tuple[str, dict[str, str]]]],
+    plan: Callable[[list[int]], tuple[list[dict[str, str]], list[Service]]],
     timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Run ``world`` workers (``python -m dlport <argv>``) on this machine, plus the engine's
-    own service processes; ``environments(ports)`` gives each process's label and env (workers
-    first, ``rank N``). Rank 0 prints to this terminal, the others are quiet. When any process
-    fails, the rest are stopped at once (within ``timeout`` for those that will not stop) and
-    one line names it and why; returns 0 when every worker succeeded."""
+    services; ``plan(ports)`` gives each worker's env and the services (``ports[0]`` is the
+    coordinator's, ``ports[1:]`` one per worker). Rank 0 prints to this terminal, the others
+    are quiet. When any process fails, the rest are stopped at once (SIGKILL for any still
+    running ``min(timeout, 5)`` s later) and one line names it and why; returns 0 when every
+    worker succeeded."""
     ports = free_ports(world + 1)
     common = {PARENT_ENV: str(os.getpid()), WORLD_ENV: str(world)}
     common[COORDINATOR_ENV] = f"127.0.0.1:{ports[0]}"
     common[PORTS_ENV] = ",".join(f"127.0.0.1:{p}" for p in ports[1:])
+    worker_envs, services = plan(ports)
+    commands = [
+        (f"rank {rank}", env | {RANK_ENV: str(rank)}, ["-m", "dlport", *argv])
+        for rank, env in enumerate(worker_envs)
+    ] + [(s.label, s.env, ["-c", s.code]) for s in services]
     processes: list[Process] = []
     with contextlib.ExitStack() as logs:
         try:
-            for i, (label, env) in enumerate(environments(ports)):
-                if i < world:  # a worker (a launched worker must never launch again)
-                    env = env | {RANK_ENV: str(i)}
+            for label, env, command in commands:
                 log = logs.enter_context(tempfile.TemporaryFile())
                 leader = label == "rank 0"
                 popen = subprocess.Popen(
-                    [sys.executable, "-m", "dlport", *argv],
+                    [sys.executable, *command],
                     env=os.environ | common | env,
                     stdout=None if leader else subprocess.DEVNULL,
                     stderr=None if leader else log,

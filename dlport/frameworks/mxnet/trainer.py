@@ -52,6 +52,7 @@ from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
 from dlport.common.onnx_model import Exported, import_onnx  # noqa: E402
+from dlport.common.parallel import Service, epoch_shards  # noqa: E402
 
 # hybridize(static_alloc=True, static_shape=True) on the forward + loss block: one CachedOp call
 # forward and one backward instead of ~6 imperative operator calls each way. Measured on 2 CPU
@@ -102,10 +103,11 @@ def make_dense(w0: np.ndarray, b0: float, dtype: str, ctx: mx.Context) -> gluon.
     return net
 
 
-def make_trainer(params, config: TrainConfig) -> gluon.Trainer:
+def make_trainer(params, config: TrainConfig, kvstore=None) -> gluon.Trainer:
     """``gluon.Trainer`` with MXNet's own optimizer for ``config.optimizer``.
 
-    One device, so no kvstore: updates run in-process through the optimizer's ``Updater``
+    One device, so no kvstore (but a data-parallel run's ``dist_sync`` one, which sums the
+    workers' gradients): updates run in-process through the optimizer's ``Updater``
     (sgd aggregates weight and bias into one ``multi_sgd_[mom_]update`` call). No
     ``multi_precision``: it only adds float32 master copies for float16 weights; float64
     weights keep float64 optimizer states.
@@ -118,7 +120,20 @@ def make_trainer(params, config: TrainConfig) -> gluon.Trainer:
     else:
         name = "sgd"
         hyper = {"momentum": config.momentum if config.optimizer == "momentum" else 0.0}
-    return gluon.Trainer(params, name, {"learning_rate": config.lr, **hyper}, kvstore=None)
+    hyper["learning_rate"] = config.lr
+    if kvstore is None:
+        return gluon.Trainer(params, name, hyper, kvstore=None)
+    # update_on_kvstore=False: the server only sums; every worker applies the same update.
+    trainer = gluon.Trainer(params, name, hyper, kvstore=kvstore, update_on_kvstore=False)
+    # Gluon broadcasts the initial weights through the server at the first step, and a worker
+    # whose pull comes after the others' first push gets their gradient sum as its weights
+    # (the server keeps the last sum under the same key). Broadcast now, all finish, then on.
+    trainer._init_kvstore()
+    trainer._init_params()
+    for param in params.values():
+        param.data().wait_to_read()
+    kvstore._barrier()
+    return trainer
 
 
 class BatchLoss(gluon.HybridBlock):
@@ -144,6 +159,7 @@ class MXNetTrainer(TrainerBase):
         adam_eps=ADAM_EPS_HAT, float32_hyperparameters=True, clip_eps=1e-8, clip_summed=True
     )
     native_suffix = ".params"  # gluon Block.save_parameters
+    data_parallel = True
 
     def __init__(self, hybridize: bool = HYBRIDIZE):
         self.hybridize = hybridize
@@ -169,6 +185,40 @@ class MXNetTrainer(TrainerBase):
 
     def _solve_exact(self, X, y, device):
         return lstsq(X, y, _context(device))
+
+    def worker_plan(self, world, ports):
+        # MXNet's parameter server, started as its own launcher does: one scheduler (at the
+        # coordinator's port) and one server, which run at `import mxnet` and exit after.
+        dmlc = {
+            "DMLC_PS_ROOT_URI": "127.0.0.1",
+            "DMLC_PS_ROOT_PORT": str(ports[0]),
+            "DMLC_NUM_SERVER": "1",
+            "DMLC_NUM_WORKER": str(world),
+        }
+        code = "import dlport.frameworks.mxnet.trainer"
+        services = [
+            Service(f"MXNet {role}", dmlc | {"DMLC_ROLE": role}, code)
+            for role in ("scheduler", "server")
+        ]
+        return [dmlc | {"DMLC_ROLE": "worker"} for _ in range(world)], services
+
+    def _join(self, group, device):
+        if "DMLC_ROLE" not in os.environ:
+            raise DlportError(
+                "mxnet across machines reads its scheduler from DMLC_PS_ROOT_URI, "
+                "DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER and DMLC_ROLE=worker "
+                "(MXNet's own launcher sets them); or run --workers N on one machine"
+            )
+        self.kvstore = mx.kv.create("dist_sync")
+
+    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+        return DistributedRunner(
+            X, y, w0, b0, config, _context(device), hybridize=self.hybridize, kvstore=self.kvstore
+        )
+
+    def _all_reduce_sum(self, values, device):  # once a run: the exact solver's sums
+        values = nd.array(values, dtype="float64")
+        return WorkerSum(self.kvstore, _GRAM_KEY, values)(values)
 
     def _gram(self, X, y, device):
         ctx = _context(device)
@@ -265,6 +315,24 @@ def lstsq(X: np.ndarray, y: np.ndarray, ctx: mx.Context) -> np.ndarray:
     return coef.asnumpy().reshape(-1)
 
 
+# kvstore keys of dlport's own sums; gluon.Trainer numbers the parameters from 0.
+_LOSS_KEY, _GRAM_KEY = 1000, 1001
+
+
+class WorkerSum:
+    """Sums of a value over the workers under one kvstore key: pushed to the server (which
+    sums the pushes, and keeps the sum: it has no updater), pulled back."""
+
+    def __init__(self, kvstore, key: int, like: nd.NDArray):
+        self.kvstore, self.key = kvstore, key
+        kvstore.init(key, nd.zeros_like(like))
+
+    def __call__(self, value: nd.NDArray) -> np.ndarray:
+        self.kvstore.push(self.key, value)
+        self.kvstore.pull(self.key, out=value)
+        return value.asnumpy()
+
+
 def clip_global_norm(grads: list, limit: float) -> None:
     """Scale ``grads`` in place by min(1, limit / (norm + 1e-8)), their global norm: the formula
     of ``gluon.utils.clip_global_norm``, which itself fails on float64 gradients (it concatenates
@@ -276,6 +344,8 @@ def clip_global_norm(grads: list, limit: float) -> None:
 
 
 class MXNetRunner:
+    kvstore = None
+
     def __init__(self, X, y, w0, b0, config: TrainConfig, ctx: mx.Context, *, hybridize: bool):
         dtype = config.dtype
         self.ctx, self.dtype = ctx, dtype
@@ -288,7 +358,7 @@ class MXNetRunner:
         if hybridize:
             # static_shape re-plans when the tail batch's shape differs (twice per epoch).
             self.model.hybridize(static_alloc=True, static_shape=True)
-        self.trainer = make_trainer(self.net.collect_params(), config)
+        self.trainer = make_trainer(self.net.collect_params(), config, self.kvstore)
         self.clip_norm = config.clip_norm
         self.grads = [param.grad(ctx) for param in self.trainer._params]
 
@@ -376,3 +446,39 @@ class MXNetRunner:
             counts[i] = int(state["updates"][name])
             optimizer.num_update = max(optimizer.num_update, counts[i])
         optimizer._index_update_count = counts
+
+
+class DistributedRunner(MXNetRunner):
+    """``dist_sync`` kvstore: each worker's backward sums the squared errors' gradient over its
+    shard, ``Trainer.step`` pushes it to the server, pulls back the sum over the workers and
+    scales it by 1/(global batch rows): the global batch's MSE gradient, the same update on
+    every worker."""
+
+    def __init__(self, X, y, w0, b0, config, ctx, *, hybridize: bool, kvstore):
+        self.kvstore = kvstore
+        super().__init__(X, y, w0, b0, config, ctx, hybridize=hybridize)
+        self.rank, self.world = kvstore.rank, kvstore.num_workers
+        self.loss_sum = WorkerSum(kvstore, _LOSS_KEY, nd.zeros((1,), dtype="float64"))
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        rows, shard_sizes, batch_sizes = epoch_shards(order, self.batch_size, self.rank, self.world)
+        idx = nd.array(rows, ctx=self.ctx, dtype="int64")
+        X, y = nd.take(self.X, idx), nd.take(self.y, idx)
+        total, start = nd.zeros((1,), ctx=self.ctx, dtype="float64"), 0
+        for size, m in zip(shard_sizes, batch_sizes, strict=True):
+            if size:
+                with autograd.record():
+                    loss = self.model(X[start : start + size], y[start : start + size])
+                loss.backward()
+                total += loss.astype("float64")
+            else:  # no rows of this batch here: zeros to the sum, as MXNet has no empty batch
+                for grad in self.grads:
+                    grad[:] = 0
+            start += size
+            if self.clip_norm is None:
+                self.trainer.step(m)
+            else:  # the summed gradient, clipped before the update: the global norm
+                self.trainer.allreduce_grads()
+                clip_global_norm(self.grads, self.clip_norm * m)
+                self.trainer.update(m)
+        return float(self.loss_sum(total)[0]) / len(order)

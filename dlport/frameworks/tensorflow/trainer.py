@@ -80,12 +80,10 @@ class TensorFlowTrainer(KerasTrainer):
     mlflow_exported = True  # TensorFlow is here: the SavedModel keeps float64 inputs
     data_parallel = True
 
-    def worker_environments(self, world, ports):
+    def worker_plan(self, world, ports):
         # tf.distribute's own cluster spec: every worker's address, and this one's index.
         workers = [f"127.0.0.1:{port}" for port in ports[1:]]
-        return [
-            (f"rank {r}", {"TF_CONFIG": json.dumps(_tf_config(workers, r))}) for r in range(world)
-        ]
+        return [{"TF_CONFIG": json.dumps(_tf_config(workers, r))} for r in range(world)], []
 
     def _join(self, group, device):
         if "TF_CONFIG" not in os.environ:
