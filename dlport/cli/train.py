@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         args.data, args.target = saved["source"], args.target or named_target(saved)
     data = load_dataset(args.data, args.target, max_memory=args.max_memory)
     if not leader:  # the leader (rank 0) prints, checkpoints and writes the result
-        get_trainer(framework).fit(data, config, resume=resume, group=group)
+        with lost_peers(group):
+            get_trainer(framework).fit(data, config, resume=resume, group=group)
         return 0
     track = tracking_from(args)
     summary_file = sys.stderr if args.json == "-" else sys.stdout
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         interrupt_path=Path(interrupt),
     )
     callbacks = [ProgressBar(), checkpointing]
-    result = trainer.fit(data, config, callbacks=callbacks, resume=resume, group=group)
+    with lost_peers(group):
+        result = trainer.fit(data, config, callbacks=callbacks, resume=resume, group=group)
     if args.json and args.json != "-":  # files first: a reader that stops early loses nothing
         result.write_json(args.json)
     print_summary(result, summary_file)
@@ -140,6 +143,23 @@ def run(args: argparse.Namespace) -> int:
         run_id = log_run(track, result, trainer, parent_run_id=args.track_parent)
         print(f"MLflow run {run_id} logged to {track}", file=summary_file)
     return 0
+
+
+@contextlib.contextmanager
+def lost_peers(group):
+    """In a worker, an engine's error (a peer gone: its connection reset, a collective timed
+    out) as one line; the launcher names the worker that failed first."""
+    try:
+        yield
+    except (DlportError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if group is None:
+            raise
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise DlportError(
+            f"worker rank {group.rank} stopped: {type(exc).__name__}: {first[:300]}"
+        ) from None
 
 
 def launch_workers(framework: str, config: TrainConfig, args: argparse.Namespace) -> int:

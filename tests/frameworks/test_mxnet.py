@@ -224,3 +224,7 @@ def test_numpy_alias_is_set_only_where_mxnet_trains():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["False", "True"]
+
+
+# The data-parallel runs every framework with an engine passes.
+from data_parallel_suite import *  # noqa: E402, F403

@@ -185,3 +185,7 @@ def test_tf32_is_off_unless_a_run_asks(diabetes):
     assert tf.config.experimental.tensor_float_32_execution_enabled()
     trainer.fit(diabetes, TrainConfig(epochs=1, device="cpu"))
     assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+# The data-parallel runs every framework with an engine passes.
+from data_parallel_suite import *  # noqa: E402, F403

@@ -78,3 +78,7 @@ def test_small_steps_run_on_one_thread_and_the_callers_setting_comes_back(diabet
         assert set(seen) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# The data-parallel runs every framework with an engine passes.
+from data_parallel_suite import *  # noqa: E402, F403

@@ -156,7 +156,11 @@ class BatchLoss(gluon.HybridBlock):
 class MXNetTrainer(TrainerBase):
     name = "mxnet"
     conventions = Conventions(
-        adam_eps=ADAM_EPS_HAT, float32_hyperparameters=True, clip_eps=1e-8, clip_summed=True
+        adam_eps=ADAM_EPS_HAT,
+        float32_hyperparameters=True,
+        clip_eps=1e-8,
+        clip_summed=True,
+        parallel_sum_float32=True,
     )
     native_suffix = ".params"  # gluon Block.save_parameters
     data_parallel = True
