@@ -104,7 +104,8 @@ class TrainerBase:
         return [{} for _ in range(world)], []
 
     def _join(self, group: WorkerGroup, device: str) -> None:
-        """Join the engine's group (before any runner); ``_leave`` after the run."""
+        """Join the engine's group, first thing (``device`` as requested: auto, cpu, gpu);
+        ``_leave`` after the run."""
         raise NotImplementedError
 
     def _leave(self, group: WorkerGroup) -> None:
@@ -217,11 +218,20 @@ class TrainerBase:
                 f"fit's config must be a TrainConfig, got {type(config).__name__}; "
                 "pass dlport.TrainConfig(...)"
             )
+        group = self._check_group(group, data, config)
+        if group is None:
+            return self._fit(data, config, callbacks, resume, None)
+        self._join(group, config.device)  # before the framework looks at its devices (JAX)
+        try:
+            return self._fit(data, config, callbacks, resume, group)
+        finally:
+            self._leave(group)
+
+    def _fit(self, data, config: TrainConfig, callbacks, resume, group) -> TrainResult:
         device = self.resolve_device(config.device)
         if resume is not None:  # the exact solver's too: it has nothing to resume, say so
             check_resumable(resume, self.name, config, data)
-        n, d = data.n_samples, data.n_features
-        group = self._check_group(group, data, config)
+        n = data.n_samples
         feed = (StreamFeed if isinstance(data, StreamedDataset) else MemoryFeed)(data, config)
         scaler = feed.standardizer
         batch = config.batch_size_for(n)
@@ -229,8 +239,6 @@ class TrainerBase:
         run = TrainingRun(self, config, data, scaler, resume, history=resumed)
         callbacks = CallbackList(callbacks)
         start = time.perf_counter()
-        if group is not None:
-            self._join(group, device)
         try:
             callbacks.on_train_begin(run)
             if config.solver == "exact":
@@ -242,8 +250,6 @@ class TrainerBase:
             callbacks.on_train_end(run, w, b, runner)
         finally:
             callbacks.close(run)
-            if group is not None:
-                self._leave(group)
         history = run.history
         first = resume.epoch if resume is not None else 0
         fit_seconds = time.perf_counter() - start
@@ -261,7 +267,7 @@ class TrainerBase:
             data={
                 "source": data.source,
                 "n_samples": n,
-                "n_features": d,
+                "n_features": data.n_features,
                 "feature_names": list(data.feature_names),
                 "target": data.target_name,
                 **feed.describe(),

@@ -84,3 +84,7 @@ def test_float32_matmuls_stay_float32_unless_a_run_asks_for_tf32(diabetes):
         assert runner.precision == precision
         runner.run_epoch(epoch_order(len(y), 0, 0, 32))
     assert jax.config.jax_default_matmul_precision == "float32"
+
+
+# The data-parallel runs every framework with an engine passes.
+from data_parallel_suite import *  # noqa: E402, F403

@@ -13,7 +13,8 @@ from dlport.common.batching import split_batches
 
 
 def jax_device(device: str) -> jax.Device:
-    return jax.devices("gpu" if device == "gpu" else "cpu")[0]
+    # This process's own: in a data-parallel run jax.devices() lists every worker's.
+    return jax.local_devices(backend="gpu" if device == "gpu" else "cpu")[0]
 
 
 def jax_devices() -> list[str]:

@@ -12,12 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dlport.common.atomic import write_bytes_atomic
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import Conventions
 from dlport.common.errors import DlportError
 from dlport.common.fitting import TrainerBase
+from dlport.common.parallel import WorkerGroup, epoch_shards
 from dlport.common.solve import rank_cutoff
 from dlport.frameworks.jax.epoch import ScanEpochs, jax_device, jax_devices
 
@@ -74,6 +77,7 @@ class JaxTrainer(TrainerBase):
     name = "jax"
     conventions = Conventions(clip_eps=0.0)  # optax.clip_by_global_norm: g * C / norm
     native_suffix = ".msgpack"
+    data_parallel = True
 
     def version(self) -> str:
         return jax.__version__
@@ -91,6 +95,30 @@ class JaxTrainer(TrainerBase):
         with jax.default_device(jax_device(device)):
             rcond = rank_cutoff(X.dtype, *X.shape)
             return np.asarray(jnp.linalg.lstsq(jnp.asarray(X), jnp.asarray(y), rcond=rcond)[0])
+
+    def _join(self, group, device):
+        # One process per worker, its one device in a global mesh; CPU collectives over gloo.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            group.coordinator,
+            num_processes=group.world,
+            process_id=group.rank,
+            initialization_timeout=int(group.timeout),
+            heartbeat_timeout_seconds=int(group.timeout),
+        )
+        self.mesh = jax.make_mesh((group.world,), ("workers",), devices=jax.devices())
+
+    def _leave(self, group):
+        jax.distributed.shutdown()
+
+    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+        return DistributedRunner(X, y, w0, b0, config, group, self.mesh)
+
+    def _all_reduce_sum(self, values, device):
+        rows = NamedSharding(self.mesh, P("workers"))
+        parts = jax.make_array_from_process_local_data(rows, values.reshape(1, -1))
+        total = jax.jit(lambda a: a.sum(axis=0), out_shardings=NamedSharding(self.mesh, P()))
+        return np.asarray(total(parts).addressable_data(0))
 
     def _gram(self, X, y, device):
         with jax.default_device(jax_device(device)):
@@ -143,3 +171,91 @@ class JaxRunner(ScanEpochs):
         params, opt_state = self.state
         restored = flax.serialization.from_state_dict(opt_state, state)
         self.state = jax.device_put((params, restored), self.device)
+
+
+class DistributedRunner(JaxRunner):
+    """``jax.distributed``: a mesh of one device per worker; the epoch is one jitted
+    ``shard_map`` of a ``lax.scan`` whose step takes this worker's shard of each global batch,
+    its loss the shard's squared errors over the global batch's rows; the gradients come out
+    summed over the mesh before optax's update (the same on every worker).
+
+    Global arrays need one shape on every worker: a tail batch split unevenly is padded to its
+    longest shard, the padding's rows weighted 0.
+    """
+
+    def __init__(self, X, y, w0, b0, config: TrainConfig, group: WorkerGroup, mesh):
+        self.optimizer, self.group, self.mesh = make_optimizer(config), group, mesh
+        self.X, self.y = np.asarray(X), np.asarray(y, dtype=X.dtype).reshape(-1, 1)
+        self.batch_size = config.batch_size_for(len(y))
+        params = make_params(w0, b0, config.dtype)
+        self.replicated = NamedSharding(mesh, P())
+        self.state = self._global((params, self.optimizer.init(params)))
+        self.sharded = NamedSharding(mesh, P(None, "workers"))
+        step = self._shard_step()
+        epoch = jax.shard_map(
+            lambda state, xs, ys, weights, rows: jax.lax.scan(
+                lambda st, batch: step(st, *batch), state, (xs, ys, weights, rows)
+            ),
+            mesh=mesh,
+            in_specs=(P(), P(None, "workers"), P(None, "workers"), P(None, "workers"), P()),
+            out_specs=(P(), P()),
+        )
+        self.epoch = jax.jit(epoch, donate_argnums=0)
+
+    def _shard_step(self):
+        optimizer = self.optimizer
+
+        def step(state, xb, yb, weight, rows):
+            params, opt_state = state
+
+            def shard_loss(params):
+                errors = optax.losses.squared_error(apply(params, xb), yb)[:, 0]
+                return jnp.sum(weight * errors) / rows
+
+            # The params are the same on every worker (unvarying over the mesh), so shard_map's
+            # autodiff already sums their gradient over the workers (the transpose of their
+            # broadcast to the shards is a psum); the loss is summed here.
+            loss, grads = jax.value_and_grad(shard_loss)(params)
+            loss = jax.lax.psum(loss, "workers")
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss * rows
+
+        return step
+
+    def _global(self, tree):
+        """The same values on every worker, as replicated global arrays."""
+        return jax.tree.map(
+            lambda a: jax.make_array_from_process_local_data(self.replicated, np.asarray(a)), tree
+        )
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        rank, world = self.group.rank, self.group.world
+        rows, shard_sizes, batch_sizes = epoch_shards(order, self.batch_size, rank, world)
+        width = -(-batch_sizes[0] // world)
+        index = np.zeros((len(batch_sizes), width), dtype=np.int64)
+        weight = np.zeros((len(batch_sizes), width), dtype=self.X.dtype)
+        start = 0
+        for i, size in enumerate(shard_sizes):  # the tail's shards padded, weighted 0
+            index[i, :size], weight[i, :size] = rows[start : start + size], 1
+            start += size
+        local = (self.X[index], self.y[index], weight)
+        xs, ys, ws = (jax.make_array_from_process_local_data(self.sharded, a) for a in local)
+        counts = self._global(np.asarray(batch_sizes, dtype=self.X.dtype))
+        self.state, losses = self.epoch(self.state, xs, ys, ws, counts)
+        return float(np.sum(np.asarray(losses.addressable_data(0)))) / len(order)
+
+    def params(self):
+        kernel, bias = (
+            np.asarray(a.addressable_data(0))
+            for a in (self.state[0]["kernel"], self.state[0]["bias"])
+        )
+        return kernel.reshape(-1).astype(np.float64), float(bias[0])
+
+    def optimizer_state(self) -> dict:
+        local = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), self.state[1])
+        return flax.serialization.to_state_dict(local)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        params, opt_state = self.state
+        local = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), opt_state)
+        self.state = (params, self._global(flax.serialization.from_state_dict(local, state)))

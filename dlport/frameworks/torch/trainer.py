@@ -128,7 +128,7 @@ class TorchTrainer(TrainerBase):
     def _join(self, group, device):
         # gloo on the CPU, NCCL between GPUs; rank 0's TCP store is the rendezvous.
         dist.init_process_group(
-            "nccl" if device == "gpu" else "gloo",
+            "nccl" if self.resolve_device(device) == "gpu" else "gloo",
             init_method=f"tcp://{group.coordinator}",
             rank=group.rank,
             world_size=group.world,
