@@ -10,6 +10,7 @@ from dlport.cli.options import (
     add_python_argument,
     add_track_argument,
     add_train_arguments,
+    add_worker_arguments,
     config_from_args,
     config_to_args,
     framework_list,
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
     )
     add_data_arguments(compare, required=False)
     add_train_arguments(compare, single_run=False)
+    add_worker_arguments(compare, single_run=False)
     compare.add_argument("--out", metavar="DIR", help="report folder (default: runs/<timestamp>)")
     add_python_argument(compare)
     compare.add_argument(
@@ -85,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         def train_args(config):  # each child logs its own run, and model, under the parent
             return [*config_to_args(config), "--track", track, "--track-parent", parent]
 
-    comparison = compare(data, base, frameworks, cases, out, train_args, overrides, args.timeout)
+    comparison = compare(
+        data, base, frameworks, cases, out, train_args, overrides, args.timeout, args.workers
+    )
     report.write(comparison, out)
     plots = importlib.util.find_spec("matplotlib") is not None
     if plots:  # every file before the first line printed: `| head` must not lose one

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
             "version": "",
             "devices": [],
             "install": f"tox -e {entry.tox_env}",
+            "data_parallel": entry.data_parallel,
             "reason": "",
         }
         try:
@@ -48,13 +49,14 @@ def run(args: argparse.Namespace) -> int:
 
     print_table(
         "frameworks in this environment",
-        ["framework", "imports", "version", "devices", "where to run it"],
+        ["framework", "imports", "version", "devices", "--workers", "where to run it"],
         [
             [
                 r["framework"],
                 "yes" if r["available"] else "no",
                 r["version"],
                 ",".join(r["devices"]),
+                "yes" if r["data_parallel"] else "-",
                 "" if r["available"] else r["install"],
             ]
             for r in rows

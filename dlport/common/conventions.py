@@ -26,8 +26,8 @@ class Conventions:
     # before Trainer's 1/m (clip_summed), against C * m.
     clip_eps: float = CLIP_EPS
     clip_summed: bool = False
-    # MXNet's parameter server sums the workers' gradients in float32 (its real_t), whatever
-    # their dtype: a float64 data-parallel run is one process's to float32 rounding.
+    # MXNet's parameter server: in some runs its sums of float64 values came back rounded to
+    # float32 (its real_t); most runs are exact. A float64 data-parallel run is held to that.
     parallel_sum_float32: bool = False
 
     def to_dict(self) -> dict[str, object]:

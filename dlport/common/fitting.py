@@ -62,8 +62,6 @@ class TrainerBase:
     name: ClassVar[str]
     conventions: ClassVar[Conventions] = CANONICAL
     native_suffix: ClassVar[str | None] = None  # file suffix of export_native's format
-    # Trains data-parallel on its own engine (``fit(..., group=...)``, ``--workers N``).
-    data_parallel: ClassVar[bool] = False
 
     # -- what each framework provides -------------------------------------------------------
     def version(self) -> str:
@@ -97,7 +95,7 @@ class TrainerBase:
     def _predict(self, X: np.ndarray, w: np.ndarray, b: float, device: str) -> np.ndarray:
         raise NotImplementedError
 
-    # -- data-parallel, where ``data_parallel`` (docs/design.md, "Data-parallel training") ----
+    # -- data-parallel, where the registry says so (docs/design.md, "Data-parallel training") --
     def worker_plan(self, world: int, ports: list[int]) -> tuple[list[dict], list[Service]]:
         """A local run of ``world`` workers: each worker's env, and the engine's services
         (``ports[0]`` is the coordinator's, ``ports[1:]`` one per worker)."""
@@ -276,7 +274,8 @@ class TrainerBase:
             bias=bias,
             history={"loss": history},
             metrics=feed.metrics(weights, bias),
-            timing=_timing(fit_seconds, first_epoch, len(history) - first, config, n, batch),
+            timing=_timing(fit_seconds, first_epoch, len(history) - first, config, n, batch)
+            | ({"workers": group.world} if group else {}),
             standardization=scaler.to_dict(),
             versions={
                 "dlport": dlport.__version__,
@@ -287,11 +286,21 @@ class TrainerBase:
             },
         )
 
+    @property
+    def data_parallel(self) -> bool:
+        """Whether it trains with ``fit(..., group=...)`` (``--workers N``) on its own engine."""
+        from dlport.common.registry import FRAMEWORKS
+
+        entry = FRAMEWORKS.get(self.name)
+        return entry is not None and entry.data_parallel
+
     def check_data_parallel(self) -> None:
         if not self.data_parallel:
+            from dlport.common.registry import data_parallel_names
+
             raise DlportError(
-                f"{self.name} has no data-parallel engine in dlport; --workers needs one of "
-                "the frameworks `dlport frameworks` marks data-parallel"
+                f"{self.name} has no data-parallel engine in dlport; --workers needs one of: "
+                f"{', '.join(data_parallel_names())}"
             )
 
     def _check_group(self, group, data, config: TrainConfig) -> WorkerGroup | None:

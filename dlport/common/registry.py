@@ -16,19 +16,27 @@ class FrameworkEntry:
     tox_env: str
     extra: str
     keras_backend: str | None = None  # a Keras 3 port: the backend its process loads Keras on
+    data_parallel: bool = False  # trains with --workers N on its own distributed engine
 
 
 FRAMEWORKS: dict[str, FrameworkEntry] = {
     "numpy": FrameworkEntry("dlport.frameworks.numpy.trainer:NumpyTrainer", "core", ""),
-    "torch": FrameworkEntry("dlport.frameworks.torch.trainer:TorchTrainer", "torch", "torch"),
+    "torch": FrameworkEntry(
+        "dlport.frameworks.torch.trainer:TorchTrainer", "torch", "torch", data_parallel=True
+    ),
     "tensorflow": FrameworkEntry(
         "dlport.frameworks.tensorflow.trainer:TensorFlowTrainer",
         "tensorflow",
         "tensorflow",
         "tensorflow",
+        data_parallel=True,
     ),
-    "mxnet": FrameworkEntry("dlport.frameworks.mxnet.trainer:MXNetTrainer", "mxnet", "mxnet"),
-    "jax": FrameworkEntry("dlport.frameworks.jax.trainer:JaxTrainer", "jax", "jax"),
+    "mxnet": FrameworkEntry(
+        "dlport.frameworks.mxnet.trainer:MXNetTrainer", "mxnet", "mxnet", data_parallel=True
+    ),
+    "jax": FrameworkEntry(
+        "dlport.frameworks.jax.trainer:JaxTrainer", "jax", "jax", data_parallel=True
+    ),
     "keras-jax": FrameworkEntry(
         "dlport.frameworks.keras_jax.trainer:KerasJaxTrainer", "keras-jax", "keras-jax", "jax"
     ),
@@ -49,6 +57,11 @@ def framework_names() -> list[str]:
 def ported_names() -> list[str]:
     """Every framework but the NumPy reference: what compare, bench and the e2e tests run."""
     return [name for name in FRAMEWORKS if name != "numpy"]
+
+
+def data_parallel_names() -> list[str]:
+    """The frameworks that train with ``--workers N`` on their own distributed engine."""
+    return [name for name, entry in FRAMEWORKS.items() if entry.data_parallel]
 
 
 def tox_envs() -> list[str]:

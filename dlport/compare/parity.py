@@ -12,6 +12,9 @@ from dlport.common.results import TrainResult
 
 # Against the reference of the framework's own convention; float32 against float64.
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+# A data-parallel run whose engine may round its sums to float32 (MXNet's server): 1.1e-7
+# measured on the loss when it does.
+FLOAT32_SUMS_TOLERANCE = 1e-6
 
 
 def params(result: TrainResult) -> np.ndarray:
@@ -37,6 +40,7 @@ class Parity:
     tolerance: float
     # (what differs from the canonical rules, its measured size on this run)
     convention_notes: list[tuple[str, float]] = field(default_factory=list)
+    engine_note: str | None = None  # a difference of its distributed engine, within tolerance
 
     @property
     def passed(self) -> bool:
@@ -47,18 +51,24 @@ class Parity:
 def measure(result: TrainResult, reference: TrainResult, canonical: TrainResult) -> Parity:
     """``reference`` follows the result's conventions; ``canonical`` follows torch's rules."""
     notes = []
-    config = result.config
-    described = Conventions(**result.conventions).describe(
+    config, conventions = result.config, Conventions(**result.conventions)
+    described = conventions.describe(
         config["optimizer"], config["solver"], config.get("clip_norm") is not None
     )
     if described:
         size = max_relative_difference(params(reference), params(canonical))
         notes = [("; ".join(described), size)]
+    tolerance, engine_note = TOLERANCE[result.dtype], None
+    if result.timing.get("workers", 1) > 1 and conventions.parallel_sum_float32:
+        # MXNet's parameter server (docs/design.md): the reference cannot follow it
+        tolerance = max(tolerance, FLOAT32_SUMS_TOLERANCE)
+        engine_note = "its parameter server may round the workers' sums to float32"
     return Parity(
         params_diff=max_relative_difference(params(result), params(reference)),
         loss_diff=loss_difference(result, reference),
-        tolerance=TOLERANCE[result.dtype],
+        tolerance=tolerance,
         convention_notes=notes,
+        engine_note=engine_note,
     )
 
 

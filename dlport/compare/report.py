@@ -102,6 +102,12 @@ def convention_lines(case: Case) -> list[str]:
                 f"{name}: {note}; that alone moves the weights by {size:.3g} (max relative) "
                 "from the canonical rules; the reference follows it"
             )
+        if row.parity and row.parity.engine_note:
+            p = row.parity
+            lines.append(
+                f"{name}: {p.engine_note}; {p.params_diff:.3g} on the weights and "
+                f"{p.loss_diff or 0:.3g} on the loss (max relative), held to {p.tolerance:g}"
+            )
     for name, row in case.rows.items():
         if not row.outcome.ok:
             lines.append(

@@ -16,6 +16,7 @@ from dlport.common.errors import DlportError
 from dlport.common.fitting import with_intercept
 from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
+from dlport.common.registry import FRAMEWORKS
 from dlport.common.results import TrainResult
 from dlport.common.stream import StreamedDataset, in_memory_bytes
 from dlport.compare.parity import Parity, measure, pairwise
@@ -136,8 +137,11 @@ def compare(
     train_args,  # (TrainConfig) -> CLI arguments for `dlport train`
     overrides: dict[str, str],
     timeout: float,
+    workers: int = 1,
     progress: bool = True,
 ) -> Comparison:
+    """Each framework trained in its own process (``workers`` of them, data-parallel, for
+    those with an engine), each case against the NumPy reference of its conventions."""
     out = out.absolute()  # the children run in a directory of their own
     data_args = _data_for_children(data, out)
     pythons = {name: find_python(name, overrides) for name in frameworks}
@@ -160,10 +164,11 @@ def compare(
                 bar.status(f"{framework} {name}")
                 json_path = out / "results" / f"{framework}-{name}.json"
                 json_path.parent.mkdir(parents=True, exist_ok=True)
+                parallel = [f"--workers={workers}"] if FRAMEWORKS[framework].data_parallel else []
                 outcome = run_train(
                     framework,
                     pythons[framework],
-                    [*data_args, *train_args(config)],
+                    [*data_args, *train_args(config), *parallel],
                     json_path,
                     timeout,
                 )

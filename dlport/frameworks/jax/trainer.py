@@ -77,7 +77,6 @@ class JaxTrainer(TrainerBase):
     name = "jax"
     conventions = Conventions(clip_eps=0.0)  # optax.clip_by_global_norm: g * C / norm
     native_suffix = ".msgpack"
-    data_parallel = True
 
     def version(self) -> str:
         return jax.__version__

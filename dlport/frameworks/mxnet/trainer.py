@@ -163,7 +163,6 @@ class MXNetTrainer(TrainerBase):
         parallel_sum_float32=True,
     )
     native_suffix = ".params"  # gluon Block.save_parameters
-    data_parallel = True
 
     def __init__(self, hybridize: bool = HYBRIDIZE):
         self.hybridize = hybridize
@@ -463,6 +462,10 @@ class DistributedRunner(MXNetRunner):
         super().__init__(X, y, w0, b0, config, ctx, hybridize=hybridize)
         self.rank, self.world = kvstore.rank, kvstore.num_workers
         self.loss_sum = WorkerSum(kvstore, _LOSS_KEY, nd.zeros((1,), dtype="float64"))
+        # Gluon's broadcast of the initial weights went through the server (float32): the same
+        # values are on every worker already, so take them back unrounded.
+        self.net.weight.set_data(nd.array(np.reshape(w0, (1, -1)), ctx=ctx, dtype=self.dtype))
+        self.net.bias.set_data(nd.array([b0], ctx=ctx, dtype=self.dtype))
 
     def run_epoch(self, order: np.ndarray) -> float:
         rows, shard_sizes, batch_sizes = epoch_shards(order, self.batch_size, self.rank, self.world)

@@ -78,7 +78,6 @@ def parity_settings(tf32: bool = False) -> None:
 class TensorFlowTrainer(KerasTrainer):
     name = "tensorflow"
     mlflow_exported = True  # TensorFlow is here: the SavedModel keeps float64 inputs
-    data_parallel = True
 
     def worker_plan(self, world, ports):
         # tf.distribute's own cluster spec: every worker's address, and this one's index.

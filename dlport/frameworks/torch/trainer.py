@@ -107,7 +107,6 @@ def graphed(config: TrainConfig, device: str) -> bool:
 class TorchTrainer(TrainerBase):
     name = "torch"
     native_suffix = ".pt"
-    data_parallel = True
 
     def version(self) -> str:
         return torch.__version__
