@@ -4,10 +4,17 @@ in the test module of each framework with an engine."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from dlport.cli.main import main
-from dlport.common.parallel import epoch_shards, free_ports, shard
+from dlport.common.batching import epoch_shards, shard
+from dlport.common.config import TrainConfig
+from dlport.common.conventions import Conventions
+from dlport.common.parallel import free_ports
+from dlport.compare.parity import FLOAT32_SUMS_TOLERANCE, measure
+from dlport.frameworks.numpy.trainer import NumpyTrainer
 
 
 def test_shards_are_contiguous_and_cover_every_batch():
@@ -25,3 +32,20 @@ def test_a_framework_without_an_engine_is_refused_in_one_line(capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "numpy has no data-parallel engine" in err
+
+
+def test_compare_holds_an_engine_that_may_round_its_sums_to_that_and_says_so(diabetes):
+    result = NumpyTrainer().fit(diabetes, TrainConfig(epochs=2))
+    rounded = dataclasses.replace(
+        result,
+        weights=[w * (1 + 1e-8) for w in result.weights],
+        conventions=Conventions(parallel_sum_float32=True).to_dict(),
+        timing={**result.timing, "workers": 2},
+    )
+    parity = measure(rounded, result, result)
+    assert parity.passed and parity.tolerance == FLOAT32_SUMS_TOLERANCE
+    assert "float32" in parity.engine_note
+    one_process = measure(dataclasses.replace(rounded, timing=result.timing), result, result)
+    assert not one_process.passed and one_process.engine_note is None
+    exact_engine = dataclasses.replace(rounded, conventions=Conventions().to_dict())
+    assert not measure(exact_engine, result, result).passed

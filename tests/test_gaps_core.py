@@ -397,6 +397,7 @@ def test_epsilon_hat_adam_follows_its_formula():
         "float32_hyperparameters": False,
         "clip_eps": 1e-6,
         "clip_summed": False,
+        "parallel_sum_float32": False,
     }
     np.testing.assert_allclose(params(result), theta, rtol=1e-12)
     np.testing.assert_allclose(result.history["loss"], history, rtol=1e-12)

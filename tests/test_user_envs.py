@@ -51,7 +51,7 @@ def test_create_builds_a_working_env_that_list_shows_and_remove_deletes(envs, tm
     )  # fmt: skip
     assert json.loads(frameworks.stdout)[0] | {"version": ""} == {
         "framework": "numpy", "available": True, "version": "", "devices": ["cpu"],
-        "install": "tox -e core", "reason": "",
+        "install": "tox -e core", "data_parallel": False, "reason": "",
     }  # fmt: skip
     assert dlport("env", "remove", "numpy").stdout == f"removed {envs / 'numpy'}\n"
     assert (

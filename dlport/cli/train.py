@@ -176,5 +176,4 @@ def launch_workers(framework: str, config: TrainConfig, args: argparse.Namespace
         args.argv,
         args.workers,
         lambda ports: trainer.worker_plan(args.workers, ports),
-        args.worker_timeout,
     )

@@ -73,3 +73,18 @@ def streamed_order(
         rows = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b in blocks])
         parts.append(rows[perm])
     return np.concatenate(parts)
+
+
+# -- data-parallel shards (docs/design.md, "Data-parallel training") ------------------------
+def shard(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Worker ``rank``'s contiguous part of one global batch: ``np.array_split``, so a batch
+    that does not divide evenly (the tail) gives its first shards one row more."""
+    return np.array_split(batch, world)[rank]
+
+
+def epoch_shards(order: np.ndarray, batch_size: int, rank: int, world: int):
+    """This worker's rows of a whole epoch, for one gather: (indices, rows per shard, rows per
+    global batch), the batches in training order."""
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    shards = [shard(b, rank, world) for b in batches]
+    return np.concatenate(shards), [len(s) for s in shards], [len(b) for b in batches]

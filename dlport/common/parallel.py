@@ -1,12 +1,7 @@
-"""Data-parallel runs: what one worker is, which rows it trains on, and the local launcher.
-
-The semantics, one for every engine (docs/design.md, "Data-parallel training"): every worker
-walks the same common batch order; each global batch of B rows is cut into ``world``
-contiguous shards (``np.array_split``: the tail batch too, its first shards one row longer);
-a worker's loss is its shard's sum of squared errors over B, the engine sums the gradients
-across workers, so each worker holds the gradient of the global batch's mean loss and applies
-the same update. A framework's engine (DDP, tf.distribute, MXNet's kvstore) is joined in its own
-trainer; this module never imports one.
+"""Data-parallel runs: what one worker is, and the local launcher that starts and watches
+them (docs/design.md, "Data-parallel training"; which rows a worker trains on is
+``batching.epoch_shards``). A framework's engine (DDP, tf.distribute, MXNet's kvstore,
+jax.distributed) is joined in its own trainer; this module never imports one.
 """
 
 from __future__ import annotations
@@ -21,9 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from dlport.common.errors import DlportError
 
@@ -36,7 +29,6 @@ RANK_ENV, WORLD_ENV, COORDINATOR_ENV, PARENT_ENV = (
     "DLPORT_COORDINATOR",
     "DLPORT_LAUNCHER_PID",
 )
-PORTS_ENV = "DLPORT_WORKER_PORTS"
 
 
 @dataclass(frozen=True)
@@ -47,16 +39,6 @@ class WorkerGroup:
     world: int
     coordinator: str  # HOST:PORT of rank 0's rendezvous (torch, JAX) or MXNet's scheduler
     timeout: float = DEFAULT_TIMEOUT
-    # HOST:PORT of every worker, where the engine wants them all (tf.distribute's TF_CONFIG)
-    peers: tuple[str, ...] = field(default=())
-
-    @property
-    def host(self) -> str:
-        return self.coordinator.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.coordinator.rpartition(":")[2])
 
     @property
     def leader(self) -> bool:
@@ -68,27 +50,12 @@ class WorkerGroup:
         """The group a launcher put this process in (None: not launched as a worker)."""
         if RANK_ENV not in os.environ:
             return None
-        peers = tuple(p for p in os.environ.get(PORTS_ENV, "").split(",") if p)
         return cls(
             int(os.environ[RANK_ENV]),
             int(os.environ[WORLD_ENV]),
             os.environ[COORDINATOR_ENV],
             timeout,
-            peers,
         )
-
-
-def shard(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
-    """This worker's contiguous part of one global batch (of indices or rows)."""
-    return np.array_split(batch, world)[rank]
-
-
-def epoch_shards(order: np.ndarray, batch_size: int, rank: int, world: int):
-    """This worker's rows of a whole epoch, for one gather: (indices, rows per shard, rows per
-    global batch), the batches in training order."""
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    shards = [shard(b, rank, world) for b in batches]
-    return np.concatenate(shards), [len(s) for s in shards], [len(b) for b in batches]
 
 
 def check_divisible(batch_size: int, world: int) -> None:
@@ -168,18 +135,16 @@ def launch_local(
     argv: list[str],
     world: int,
     plan: Callable[[list[int]], tuple[list[dict[str, str]], list[Service]]],
-    timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Run ``world`` workers (``python -m dlport <argv>``) on this machine, plus the engine's
     services; ``plan(ports)`` gives each worker's env and the services (``ports[0]`` is the
     coordinator's, ``ports[1:]`` one per worker). Rank 0 prints to this terminal, the others
     are quiet. When any process fails, the rest are stopped at once (SIGKILL for any still
-    running ``min(timeout, 5)`` s later) and one line names it and why; returns 0 when every
-    worker succeeded."""
+    running five seconds later) and one line names it and why; returns 0 when every worker
+    succeeded."""
     ports = free_ports(world + 1)
     common = {PARENT_ENV: str(os.getpid()), WORLD_ENV: str(world)}
     common[COORDINATOR_ENV] = f"127.0.0.1:{ports[0]}"
-    common[PORTS_ENV] = ",".join(f"127.0.0.1:{p}" for p in ports[1:])
     worker_envs, services = plan(ports)
     commands = [
         (f"rank {rank}", env | {RANK_ENV: str(rank)}, ["-m", "dlport", *argv])
@@ -199,12 +164,15 @@ def launch_local(
                     stdin=subprocess.DEVNULL,
                 )
                 processes.append(Process(label, popen, log))
-            return _supervise(processes, world, timeout)
+            return _supervise(processes, world)
+        except KeyboardInterrupt:  # they had the same Ctrl-C: rank 0 saves its checkpoint
+            _stop(processes, grace=5.0)
+            raise
         finally:
-            _stop(processes, timeout)
+            _stop(processes)
 
 
-def _supervise(processes: list[Process], world: int, timeout: float) -> int:
+def _supervise(processes: list[Process], world: int) -> int:
     workers = processes[:world]
     while True:
         if all(w.popen.poll() == 0 for w in workers):
@@ -228,12 +196,15 @@ def _supervise(processes: list[Process], world: int, timeout: float) -> int:
         time.sleep(0.05)
 
 
-def _stop(processes: list[Process], timeout: float) -> None:
-    """Stop what still runs: SIGTERM, then SIGKILL for what outlives ``min(timeout, 5)``."""
+def _stop(processes: list[Process], grace: float = 0.0) -> None:
+    """Stop what still runs after ``grace`` seconds: SIGTERM, then SIGKILL five seconds on."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.popen.poll() is None for p in processes):
+        time.sleep(0.05)
     running = [p.popen for p in processes if p.popen.poll() is None]
     for popen in running:
         popen.terminate()
-    deadline = time.monotonic() + min(timeout, 5.0)
+    deadline = time.monotonic() + 5.0
     for popen in running:
         try:
             popen.wait(max(0.0, deadline - time.monotonic()))

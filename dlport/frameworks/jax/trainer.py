@@ -16,11 +16,12 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dlport.common.atomic import write_bytes_atomic
+from dlport.common.batching import epoch_shards
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import Conventions
 from dlport.common.errors import DlportError
 from dlport.common.fitting import TrainerBase
-from dlport.common.parallel import WorkerGroup, epoch_shards
+from dlport.common.parallel import WorkerGroup
 from dlport.common.solve import rank_cutoff
 from dlport.frameworks.jax.epoch import ScanEpochs, jax_device, jax_devices
 

@@ -47,12 +47,13 @@ with warnings.catch_warnings():
     from mxnet import autograd, gluon, nd  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
+from dlport.common.batching import epoch_shards  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
 from dlport.common.onnx_model import Exported, import_onnx  # noqa: E402
-from dlport.common.parallel import Service, epoch_shards  # noqa: E402
+from dlport.common.parallel import Service  # noqa: E402
 
 # hybridize(static_alloc=True, static_shape=True) on the forward + loss block: one CachedOp call
 # forward and one backward instead of ~6 imperative operator calls each way. Measured on 2 CPU

@@ -27,10 +27,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dlport.common.batching import split_batches  # noqa: E402
+from dlport.common.batching import epoch_shards, split_batches  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
-from dlport.common.parallel import WorkerGroup, epoch_shards  # noqa: E402
+from dlport.common.parallel import WorkerGroup  # noqa: E402
 from dlport.frameworks.keras.parts import (  # noqa: E402
     KerasTrainer,
     KerasVariablesState,

@@ -25,11 +25,12 @@ from torch import nn  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
+from dlport.common.batching import epoch_shards  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
 from dlport.common.onnx_model import INSTALL_HINT, Exported  # noqa: E402
-from dlport.common.parallel import WorkerGroup, epoch_shards  # noqa: E402
+from dlport.common.parallel import WorkerGroup
 from dlport.common.solve import rank_cutoff  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
