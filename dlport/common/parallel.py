@@ -39,6 +39,7 @@ class WorkerGroup:
     world: int
     coordinator: str  # HOST:PORT of rank 0's rendezvous (torch, JAX) or MXNet's scheduler
     timeout: float = DEFAULT_TIMEOUT
+    local: bool = False  # every worker on this machine (started by --workers here)
 
     @property
     def leader(self) -> bool:
@@ -55,6 +56,7 @@ class WorkerGroup:
             int(os.environ[WORLD_ENV]),
             os.environ[COORDINATOR_ENV],
             timeout,
+            local=True,
         )
 
 

@@ -98,9 +98,16 @@ class JaxTrainer(TrainerBase):
 
     def _join(self, group, device):
         # One process per worker, its one device in a global mesh; CPU collectives over gloo.
+        # On the CPU, only the CPU: JAX would otherwise bring up NCCL on any GPU it finds, and
+        # N processes on one GPU are refused ("Duplicate GPU detected").
+        if device == "cpu":
+            jax.config.update("jax_platforms", "cpu")
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # On GPUs, started here, each worker takes its own: JAX's one-GPU-per-process layout.
+        gpus = [group.rank] if group.local and device != "cpu" else None
         jax.distributed.initialize(
             group.coordinator,
+            local_device_ids=gpus,
             num_processes=group.world,
             process_id=group.rank,
             initialization_timeout=int(group.timeout),

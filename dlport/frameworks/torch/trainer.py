@@ -126,9 +126,20 @@ class TorchTrainer(TrainerBase):
         return TorchRunner(X, y, w0, b0, config, _torch_device(device))
 
     def _join(self, group, device):
-        # gloo on the CPU, NCCL between GPUs; rank 0's TCP store is the rendezvous.
+        # gloo on the CPU, NCCL between GPUs (one each: NCCL refuses two ranks on one GPU);
+        # rank 0's TCP store is the rendezvous.
+        gpu = self.resolve_device(device) == "gpu"
+        if gpu:
+            count = torch.cuda.device_count()
+            if group.local and count < group.world:
+                raise DlportError(
+                    f"--workers {group.world} on the GPU needs a GPU each (NCCL refuses two "
+                    f"ranks on one) and this machine has {count}; use --device cpu or fewer "
+                    "workers"
+                )
+            torch.cuda.set_device(group.rank % count)
         dist.init_process_group(
-            "nccl" if self.resolve_device(device) == "gpu" else "gloo",
+            "nccl" if gpu else "gloo",
             init_method=f"tcp://{group.coordinator}",
             rank=group.rank,
             world_size=group.world,
