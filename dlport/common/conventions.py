@@ -26,8 +26,9 @@ class Conventions:
     # before Trainer's 1/m (clip_summed), against C * m.
     clip_eps: float = CLIP_EPS
     clip_summed: bool = False
-    # MXNet's parameter server: in some runs its sums of float64 values came back rounded to
-    # float32 (its real_t); most runs are exact. A float64 data-parallel run is held to that.
+    # MXNet's parameter server: its sums of float64 values come back rounded to float32 (its
+    # real_t) in some runs and exact in others, the same command giving both (measured). A
+    # float64 data-parallel run is held to float32 sums.
     parallel_sum_float32: bool = False
 
     def to_dict(self) -> dict[str, object]:
