@@ -208,10 +208,16 @@ def make_model(weights, bias, dtype: str) -> keras.Sequential:
 
 
 class KerasVariablesState:
-    """The optimizer's state in Keras' own store ({"0": step count, "1": learning rate,
-    slots...}), for a runner whose ``optimizer`` variables hold the live values."""
+    """The params from the ``layer``'s variables, and the optimizer's state in Keras' own
+    store ({"0": step count, "1": learning rate, slots...}), for a runner whose ``layer`` and
+    ``optimizer`` variables hold the live values."""
 
+    layer: keras.layers.Dense
     optimizer: keras.optimizers.Optimizer
+
+    def params(self) -> tuple[np.ndarray, float]:
+        kernel, bias = self.layer.get_weights()
+        return kernel.reshape(-1).astype(np.float64), float(bias[0])
 
     def optimizer_state(self) -> dict:
         store: dict = {}

@@ -13,7 +13,6 @@ use_backend("jax", "keras-jax")
 
 import jax  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
@@ -88,8 +87,7 @@ class KerasJaxRunner(KerasVariablesState, ScanEpochs):
 
     def params(self):
         self._sync()
-        kernel, bias = self.layer.get_weights()
-        return kernel.reshape(-1).astype(np.float64), float(bias[0])
+        return super().params()
 
     def optimizer_state(self) -> dict:
         self._sync()

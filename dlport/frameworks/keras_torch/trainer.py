@@ -89,7 +89,3 @@ class KerasTorchRunner(KerasVariablesState):
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in self.variables], self.variables)
         return loss
-
-    def params(self):
-        kernel, bias = self.layer.get_weights()
-        return kernel.reshape(-1).astype(np.float64), float(bias[0])

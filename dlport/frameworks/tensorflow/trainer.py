@@ -190,10 +190,6 @@ class TensorFlowRunner(KerasVariablesState):
                 total += self.train_batches(self.X, self.y, tail.reshape(1, -1))
             return float(total) / len(order)  # the epoch's one host sync
 
-    def params(self):
-        kernel, bias = self.layer.get_weights()
-        return kernel.reshape(-1).astype(np.float64), float(bias[0])
-
 
 def sum_over_workers(strategy, value):
     """``value`` summed over the workers, by the strategy's all-reduce."""
@@ -261,7 +257,3 @@ class DistributedRunner(KerasVariablesState):
                 total += self.train_shards(self.X, self.y, tail, batch_sizes[-1])
             total = sum_over_workers(self.strategy, total)
         return float(total) / len(order)
-
-    def params(self):
-        kernel, bias = self.layer.get_weights()
-        return kernel.reshape(-1).astype(np.float64), float(bias[0])
