@@ -29,6 +29,7 @@ from dlport.common.init import initial_params
 from dlport.common.metrics import regression_metrics
 from dlport.common.onnx_model import Exported, finish, reference_graph
 from dlport.common.parallel import Service, WorkerGroup, check_divisible
+from dlport.common.registry import FRAMEWORKS, data_parallel_names
 from dlport.common.results import TrainResult
 from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
@@ -289,15 +290,11 @@ class TrainerBase:
     @property
     def data_parallel(self) -> bool:
         """Whether it trains with ``fit(..., group=...)`` (``--workers N``) on its own engine."""
-        from dlport.common.registry import FRAMEWORKS
-
         entry = FRAMEWORKS.get(self.name)
         return entry is not None and entry.data_parallel
 
     def check_data_parallel(self) -> None:
         if not self.data_parallel:
-            from dlport.common.registry import data_parallel_names
-
             raise DlportError(
                 f"{self.name} has no data-parallel engine in dlport; --workers needs one of: "
                 f"{', '.join(data_parallel_names())}"
