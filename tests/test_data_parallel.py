@@ -49,3 +49,14 @@ def test_compare_holds_an_engine_that_may_round_its_sums_to_that_and_says_so(dia
     assert not one_process.passed and one_process.engine_note is None
     exact_engine = dataclasses.replace(rounded, conventions=Conventions().to_dict())
     assert not measure(exact_engine, result, result).passed
+
+
+def test_a_sigkill_is_blamed_before_the_aborts_and_exits_it_causes():
+    import signal
+
+    from dlport.common.parallel import _blame
+
+    codes = {0: -signal.SIGABRT, 1: -signal.SIGKILL, 2: 1}  # gloo aborts rank 0 when 1 dies
+    assert min(codes, key=lambda rank: _blame(codes[rank], rank)) == 1
+    del codes[1]
+    assert min(codes, key=lambda rank: _blame(codes[rank], rank)) == 0

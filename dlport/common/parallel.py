@@ -181,11 +181,12 @@ def _supervise(processes: list[Process], world: int) -> int:
             return 0
         failed = [p for p in processes if p.popen.poll() not in (None, 0)]
         if failed:
-            # The peers of a dead worker fail in turn (a closed connection): name the first
-            # cause, a process killed by a signal before one that exited on its own.
+            # The peers of a dead worker fail in turn (a closed connection, or gloo's abort):
+            # name the first cause, a process killed by a signal before one that exited on its
+            # own, and SIGKILL (only ever from outside: the OOM killer, kill -9) first of all.
             time.sleep(0.5)
             failed = [p for p in processes if p.popen.poll() not in (None, 0)]
-            culprit = min(failed, key=lambda p: (p.popen.returncode > 0, processes.index(p)))
+            culprit = min(failed, key=lambda p: _blame(p.popen.returncode, processes.index(p)))
             code = culprit.popen.returncode
             if culprit.label == "rank 0" and code > 0:
                 return code  # rank 0 said why on this terminal (a DlportError's line)
@@ -196,6 +197,10 @@ def _supervise(processes: list[Process], world: int) -> int:
                 + "; the run is stopped (resume from its last --checkpoint with --resume)"
             )
         time.sleep(0.05)
+
+
+def _blame(code: int, index: int) -> tuple[bool, bool, int]:
+    return code > 0, code != -signal.SIGKILL, index
 
 
 def _stop(processes: list[Process], grace: float = 0.0) -> None:
