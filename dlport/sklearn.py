@@ -52,6 +52,13 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         beta2: float = _DEFAULTS["beta2"],
         eps: float = _DEFAULTS["eps"],
         clip_norm: float | None = _DEFAULTS["clip_norm"],
+        weight_decay: float = _DEFAULTS["weight_decay"],
+        lr_schedule: str = _DEFAULTS["lr_schedule"],
+        warmup_epochs: int = _DEFAULTS["warmup_epochs"],
+        loss: str = _DEFAULTS["loss"],
+        validation: float = _DEFAULTS["validation"],
+        early_stopping: int | None = _DEFAULTS["early_stopping"],
+        restore_best: bool = _DEFAULTS["restore_best"],
         epochs: int = _DEFAULTS["epochs"],
         batch_size: int | None = _DEFAULTS["batch_size"],
         seed: int = _DEFAULTS["seed"],
@@ -59,6 +66,7 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         device: str = _DEFAULTS["device"],
         solver: str = _DEFAULTS["solver"],
         standardize: bool = _DEFAULTS["standardize"],
+        fit_intercept: bool = _DEFAULTS["fit_intercept"],
         tf32: bool = _DEFAULTS["tf32"],
     ):
         self.framework = framework
@@ -69,6 +77,13 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         self.beta2 = beta2
         self.eps = eps
         self.clip_norm = clip_norm
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.loss = loss
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.restore_best = restore_best
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed
@@ -76,6 +91,7 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
         self.device = device
         self.solver = solver
         self.standardize = standardize
+        self.fit_intercept = fit_intercept
         self.tf32 = tf32
 
     def fit(self, X, y):

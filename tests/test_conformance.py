@@ -9,12 +9,14 @@ import math
 import numpy as np
 import pytest
 
+from dlport.common.callbacks import Callback, StopWhen
 from dlport.common.checkpoint import Checkpoint, Checkpointing
 from dlport.common.config import OPTIMIZERS, TrainConfig
 from dlport.common.data import Dataset, load_dataset
 from dlport.common.errors import DivergenceError, DlportError
 from dlport.common.metrics import max_relative_difference
 from dlport.common.results import TrainResult
+from dlport.common.schedules import Schedule
 
 # Max relative difference to the reference (|a - b| / max(1, |b|)), per dtype.
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
@@ -269,3 +271,127 @@ def test_streamed_resume_continues_bit_for_bit(trainer, streamed, tmp_path):
     in_memory = load_dataset(STREAM_SPEC)  # the same values, but another batch order
     with pytest.raises(DlportError, match="resume with the same --max-memory"):
         trainer.fit(in_memory, config, resume=checkpoint)
+
+
+# The options where frameworks disagree (docs/design.md): each against the reference of the
+# framework's convention, and shown to change the run (a no-op would pass parity too).
+OPTIONS = {
+    "weight-decay-sgd": dict(optimizer="sgd", weight_decay=0.5),
+    "weight-decay-momentum": dict(optimizer="momentum", weight_decay=0.5),
+    "weight-decay-nesterov": dict(optimizer="nesterov", weight_decay=0.5),
+    "weight-decay-adam": dict(optimizer="adam", weight_decay=0.5),
+    "adamw": dict(optimizer="adamw", weight_decay=0.5),
+    "step-momentum": dict(optimizer="momentum", lr_schedule="step:3:0.5"),
+    "exponential-adam": dict(optimizer="adam", lr_schedule="exponential:0.7"),
+    "cosine-warmup-nesterov": dict(optimizer="nesterov", lr_schedule="cosine", warmup_epochs=2),
+    "warmup-sgd": dict(optimizer="sgd", warmup_epochs=3),
+    "huber-sgd": dict(optimizer="sgd", loss="huber:0.5"),
+    "huber-adam": dict(optimizer="adam", loss="huber:0.5"),
+    "mae-momentum": dict(optimizer="momentum", loss="mae"),
+    "adamw-clip-cosine-warmup": dict(
+        optimizer="adamw",
+        weight_decay=0.5,
+        clip_norm=0.5,
+        lr_schedule="cosine",
+        warmup_epochs=2,
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("option", OPTIONS.values(), ids=OPTIONS.keys())
+def test_option_matches_its_conventions_reference(trainer, reference, diabetes, option, dtype):
+    config = TrainConfig(epochs=EPOCHS, dtype=dtype, device="cpu", **option)
+    got = trainer.fit(diabetes, config)
+    want = reference.fit(diabetes, config.replace(dtype="float64"))
+    assert max_relative_difference(got.history["loss"], want.history["loss"]) < TOLERANCE[dtype]
+    assert max_relative_difference(_params(got), _params(want)) < TOLERANCE[dtype]
+    plain = {"optimizer": "adam" if option["optimizer"] == "adamw" else option["optimizer"]}
+    without = reference.fit(diabetes, TrainConfig(epochs=EPOCHS, device="cpu", **plain))
+    assert max_relative_difference(_params(without), _params(want)) > 1e-3
+
+
+@pytest.mark.parametrize("warmup", [0, 3], ids=["no-warmup", "warmup3"])
+@pytest.mark.parametrize("schedule", ["step:2:0.5", "exponential:0.8", "cosine", "constant"])
+def test_native_scheduler_gives_the_reference_rate_at_every_step(
+    trainer, diabetes, schedule, warmup
+):
+    """Full batch: one step per epoch, so the rate after each epoch is every step's."""
+    config = TrainConfig(
+        lr=0.1, batch_size=None, epochs=12, lr_schedule=schedule, warmup_epochs=warmup
+    )
+    rates = []
+
+    class Rates(Callback):
+        def on_epoch_end(self, run, epoch, runner):
+            rates.append(runner.learning_rate())
+
+    trainer.fit(diabetes, config.replace(device="cpu"), callbacks=[Rates()])
+    exact = Schedule.of(config, steps_per_epoch=1)
+    as_held = np.float32 if trainer.conventions.float32_hyperparameters else float
+    want = [float(as_held(exact.rate(t))) for t in range(1, config.epochs + 1)]
+    assert max(abs(a - b) for a, b in zip(rates[:-1], want[:-1], strict=True)) < 1e-15
+
+
+def test_exact_solver_refuses_other_losses(trainer, diabetes):
+    with pytest.raises(DlportError, match="exact solver minimizes squared error"):
+        trainer.fit(diabetes, TrainConfig(solver="exact", loss="huber:1", device="cpu"))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [dict(optimizer="adamw", weight_decay=0.1), dict(lr_schedule="cosine", warmup_epochs=1)],
+    ids=["adamw", "cosine-warmup"],
+)
+def test_resume_with_options_continues_bit_for_bit(trainer, diabetes, tmp_path, option):
+    config = TrainConfig(epochs=4, device="cpu", **option)
+    full = trainer.fit(diabetes, config)
+    path = tmp_path / "half.json"
+    stop = StopWhen(lambda epoch, w, b: epoch == 2)  # a cosine run keeps its planned epochs
+    trainer.fit(diabetes, config, callbacks=[Checkpointing(path=path), stop])
+    resumed = trainer.fit(diabetes, config, resume=Checkpoint.read(path))
+    assert resumed.weights == full.weights and resumed.bias == full.bias
+    assert resumed.history == full.history
+
+
+def test_validation_and_early_stopping_match_the_reference(trainer, reference, diabetes):
+    """The held-out loss by the framework's own forward pass, the same stopping epoch, and the
+    best epoch's weights restored."""
+    config = TrainConfig(
+        optimizer="adam",
+        lr=0.1,
+        epochs=30,
+        validation=0.2,
+        early_stopping=3,
+        restore_best=True,
+        device="cpu",
+    )
+    got, want = trainer.fit(diabetes, config), reference.fit(diabetes, config)
+    assert len(got.history["loss"]) == len(want.history["loss"]) < config.epochs
+    tol = TOLERANCE["float64"]
+    assert max_relative_difference(got.history["val_loss"], want.history["val_loss"]) < tol
+    assert max_relative_difference(_params(got), _params(want)) < tol
+    assert got.data["validation_rows"] == round(0.2 * diabetes.n_samples)
+    assert max_relative_difference(got.metrics["val_mse"], want.metrics["val_mse"]) < tol
+    last = reference.fit(diabetes, config.replace(restore_best=False))
+    assert max_relative_difference(_params(last), _params(want)) > 1e-6  # it restored
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_no_intercept_exact_is_the_through_the_origin_least_squares(trainer, diabetes, dtype):
+    config = TrainConfig(solver="exact", fit_intercept=False, dtype=dtype, device="cpu")
+    got = trainer.fit(diabetes, config)
+    expected = np.linalg.lstsq(diabetes.X, diabetes.y, rcond=None)[0]
+    assert got.bias == 0.0
+    assert max_relative_difference(got.weights, expected) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_no_intercept_trajectory_matches_reference(trainer, reference, diabetes, optimizer, dtype):
+    config = TrainConfig(optimizer=optimizer, fit_intercept=False, epochs=EPOCHS, dtype=dtype)
+    got = trainer.fit(diabetes, config.replace(device="cpu"))
+    want = reference.fit(diabetes, config.replace(dtype="float64", device="cpu"))
+    assert got.bias == 0.0 and want.bias == 0.0
+    assert max_relative_difference(got.history["loss"], want.history["loss"]) < TOLERANCE[dtype]
+    assert max_relative_difference(_params(got), _params(want)) < TOLERANCE[dtype]

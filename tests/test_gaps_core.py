@@ -84,7 +84,7 @@ def test_convention_notes_name_each_difference_and_its_measured_size():
     canonical, reference = fit(config), fit(config, mxnet)
     result = dataclasses.replace(reference, conventions=mxnet.to_dict())
     (note, size), *rest = measure(result, reference, canonical).convention_notes
-    assert not rest and note == "; ".join(mxnet.describe("adam"))
+    assert not rest and note == "; ".join(mxnet.describe(config.to_dict()))
     assert "'epsilon hat'" in note and "float32 (C float)" in note
     params = [np.append(r.weights, r.bias) for r in (reference, canonical)]
     assert size == max_relative_difference(*params) and size > 0
@@ -94,17 +94,27 @@ def test_convention_notes_name_each_difference_and_its_measured_size():
     assert measure(exact, exact, exact).convention_notes == []
 
 
-def test_conventions_describe_an_adam_gd_run_by_default():
-    assert Conventions(adam_eps=ADAM_EPS_HAT).describe() == [
-        "Adam adds eps to sqrt(v), not sqrt(v_hat) (the 'epsilon hat' form)"
-    ]
+def _run(**options) -> dict:
+    return TrainConfig(**options).to_dict()
 
 
 def test_conventions_describe_only_what_touches_the_run():
     hat, f32 = Conventions(adam_eps=ADAM_EPS_HAT), Conventions(float32_hyperparameters=True)
-    assert hat.describe("sgd") == [] and len(hat.describe("adam")) == 1
-    assert f32.describe("sgd") == ["optimizer hyperparameters are rounded to float32 (C float)"]
-    assert f32.describe("adam", "exact") == [] and CANONICAL.describe("adam") == []
+    assert hat.describe(_run(optimizer="adam")) == [
+        "Adam adds eps to sqrt(v), not sqrt(v_hat) (the 'epsilon hat' form)"
+    ]
+    assert hat.describe(_run()) == [] and len(hat.describe(_run(optimizer="adamw"))) == 1
+    assert f32.describe(_run()) == ["optimizer hyperparameters are rounded to float32 (C float)"]
+    assert f32.describe(_run(optimizer="adam", solver="exact")) == []
+    assert CANONICAL.describe(_run(optimizer="adam", weight_decay=0.1)) == []
+
+
+def test_conventions_name_decoupled_decay_and_lr_inside_momentum_only_where_they_act():
+    keras = Conventions(weight_decay="decoupled", momentum_lr_inside=True)
+    assert keras.describe(_run(optimizer="momentum")) == []
+    assert keras.describe(_run(optimizer="adamw", weight_decay=0.1)) == []
+    decay, schedule = keras.describe(_run(optimizer="momentum", weight_decay=0.1, warmup_epochs=1))
+    assert "decoupled" in decay and "lr-scaled steps" in schedule
 
 
 def test_pairwise_compares_every_ordered_pair(adam):
@@ -237,6 +247,13 @@ def test_config_defaults_are_pinned():
         "beta2": 0.999,
         "eps": 1e-8,
         "clip_norm": None,
+        "weight_decay": 0.0,
+        "lr_schedule": "constant",
+        "warmup_epochs": 0,
+        "loss": "mse",
+        "validation": 0.0,
+        "early_stopping": None,
+        "restore_best": False,
         "epochs": 50,
         "batch_size": 32,
         "seed": 0,
@@ -244,6 +261,7 @@ def test_config_defaults_are_pinned():
         "device": "auto",
         "solver": "gd",
         "standardize": True,
+        "fit_intercept": True,
         "tf32": False,
     }
 
@@ -268,12 +286,12 @@ def test_config_defaults_are_pinned():
         ({"clip_norm": "1"}, "clip_norm must be a positive number, got '1'"),
         (
             {"optimizer": "SGD"},
-            "unknown optimizer 'SGD'; choose one of: sgd, momentum, nesterov, adam",
+            "unknown optimizer 'SGD'; choose one of: sgd, momentum, nesterov, adam, adamw",
         ),
         ({"dtype": "float16"}, "unknown dtype 'float16'; choose one of: float32, float64"),
         ({"device": "tpu"}, "unknown device 'tpu'; choose one of: cpu, gpu, auto"),
-        ({"tf32": 1}, "tf32 and standardize must be true or false"),
-        ({"standardize": "no"}, "tf32 and standardize must be true or false"),
+        ({"tf32": 1}, "tf32, standardize and fit_intercept must be true or false"),
+        ({"standardize": "no"}, "tf32, standardize and fit_intercept must be true or false"),
     ],
     ids=lambda v: (
         "-".join(f"{k}-{v[k]}" for k in v).replace(".", "_") if isinstance(v, dict) else ""
@@ -290,8 +308,10 @@ def test_unknown_config_keys_are_named_with_the_known_ones():
         TrainConfig.from_dict({"learning_rate": 1, "lr": 0.1, "zeta": 2})
     assert str(caught.value) == (
         "unknown config keys ['learning_rate', 'zeta']; known keys: ['batch_size', 'beta1', "
-        "'beta2', 'clip_norm', 'device', 'dtype', 'epochs', 'eps', 'lr', 'momentum', "
-        "'optimizer', 'seed', 'solver', 'standardize', 'tf32']"
+        "'beta2', 'clip_norm', 'device', 'dtype', 'early_stopping', 'epochs', 'eps', "
+        "'fit_intercept', 'loss', 'lr', 'lr_schedule', 'momentum', 'optimizer', 'restore_best', "
+        "'seed', "
+        "'solver', 'standardize', 'tf32', 'validation', 'warmup_epochs', 'weight_decay']"
     )
     assert TrainConfig.from_dict({"lr": 0.5}) == TrainConfig(lr=0.5)
 
@@ -398,6 +418,10 @@ def test_epsilon_hat_adam_follows_its_formula():
         "clip_eps": 1e-6,
         "clip_summed": False,
         "parallel_sum_float32": False,
+        "weight_decay": "coupled",
+        "momentum_lr_inside": False,
+        "nesterov_decay_reads_new_weight": False,
+        "adamw_rate_times_correction": False,
     }
     np.testing.assert_allclose(params(result), theta, rtol=1e-12)
     np.testing.assert_allclose(result.history["loss"], history, rtol=1e-12)

@@ -157,6 +157,40 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
         type=float,
         metavar="C",
     )
+    add(
+        "--weight-decay",
+        "L2 on the weights, not the bias, as the framework's own option applies it (coupled "
+        "or decoupled: docs/design.md); adamw: decoupled",
+        type=float,
+        metavar="W",
+    )
+    add(
+        "--lr-schedule",
+        "the learning rate per update step: constant, step:EPOCHS:GAMMA, exponential:GAMMA "
+        "(GAMMA per epoch) or cosine (to 0 at the last epoch)",
+        metavar="SCHEDULE",
+    )
+    add("--warmup-epochs", "a linear warmup of K epochs before the schedule", type=int, metavar="K")
+    add("--loss", "mse, mae or huber:DELTA (the exact solver: mse)", metavar="LOSS")
+    add(
+        "--validation",
+        "hold out this fraction of the rows (drawn by --seed) and score them every epoch",
+        type=float,
+        metavar="FRACTION",
+    )
+    add(
+        "--early-stopping",
+        "stop once the validation loss has not improved for this many epochs",
+        none="off",
+        type=int,
+        metavar="PATIENCE",
+    )
+    parser.add_argument(
+        "--restore-best",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="with --early-stopping: end on the weights of the best validation epoch",
+    )
     add("--epochs", "passes over the data", type=int)
     add(
         "--batch-size",
@@ -175,6 +209,13 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, single_run: bool = T
         help="train on raw features and target",
     )
     parser.add_argument(
+        "--no-intercept",
+        dest="fit_intercept",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="fit through the origin: no bias (standardization scales, does not center)",
+    )
+    parser.add_argument(
         "--tf32",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -191,14 +232,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**given)
 
 
+_NEGATED = {"standardize": "--no-standardize", "fit_intercept": "--no-intercept"}
+
+
 def config_to_args(config: TrainConfig) -> list[str]:
     """The `dlport train` arguments that reproduce ``config`` (the inverse of the above)."""
     args = []
     for name, value in config.to_dict().items():
-        if name == "standardize":
-            args += [] if value else ["--no-standardize"]
-        elif name == "tf32":
-            args += ["--tf32"] if value else []
+        if name in ("standardize", "fit_intercept"):
+            args += (
+                [] if value else [{"standardize": "--no-standardize"}.get(name, "--no-intercept")]
+            )
+        elif name in ("tf32", "restore_best"):
+            args += [f"--{name.replace('_', '-')}"] if value else []
         elif name == "batch_size":
             args += ["--batch-size", "full" if value is None else str(value)]
         elif value is None:  # an option not set (--clip-norm)

@@ -57,9 +57,12 @@ def print_summary(result, file) -> None:
     )
     if result.history["loss"]:
         print(f"final epoch loss (standardized): {result.history['loss'][-1]:.6g}", file=file)
-    print_table(
-        "metrics (training data)", ["metric", "value"], list(result.metrics.items()), file=file
-    )
+    validation = result.history.get("val_loss")
+    if validation:
+        print(_validation_line(result, validation), file=file)
+    held_out = result.data.get("validation_rows")
+    title = "metrics (training data" + (f"; val_: {held_out} held-out rows)" if held_out else ")")
+    print_table(title, ["metric", "value"], list(result.metrics.items()), file=file)
     rows = list(zip(result.data["feature_names"], result.weights, strict=True)) + [
         ("(bias)", result.bias)
     ]
@@ -75,3 +78,13 @@ def reader_gone(stream) -> None:
     """Point ``stream`` at /dev/null: what is still printed (and Python's flush at exit) goes
     nowhere instead of failing again."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def _validation_line(result, losses: list[float]) -> str:
+    config, best = result.config, min(range(len(losses)), key=losses.__getitem__)
+    line = f"validation loss: {losses[-1]:.6g}, best {losses[best]:.6g} at epoch {best + 1}"
+    if len(losses) < config["epochs"]:
+        line += f"; early stopping ended the run after epoch {len(losses)}"
+    if config.get("restore_best"):
+        line += f"; the weights are epoch {best + 1}'s (--restore-best)"
+    return line

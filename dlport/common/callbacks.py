@@ -30,6 +30,9 @@ class TrainingRun:
     resume: Checkpoint | None
     history: list[float] = field(default_factory=list)  # loss per epoch, the resumed ones too
     stop: bool = False
+    device: str = "cpu"  # the one it trains on
+    val_history: list[float] = field(default_factory=list)  # with --validation, the same way
+    best: Any = None  # validation.BestEpoch, kept by EarlyStopping for --restore-best
 
 
 class Callback:

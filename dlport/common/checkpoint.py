@@ -179,9 +179,20 @@ def _record(fields: dict[str, Check]) -> Check:
 _CONFIG_FIELDS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _CONFIG_KINDS = {bool: _flag, int: _integer, float: _number, str: _string}
 # Settings newer than the first checkpoints: one without them ran with the default.
-_CONFIG_ADDED_LATER = ("tf32", "clip_norm")
+_CONFIG_ADDED_LATER = (
+    "tf32",
+    "clip_norm",
+    "weight_decay",
+    "lr_schedule",
+    "warmup_epochs",
+    "loss",
+    "validation",
+    "early_stopping",
+    "restore_best",
+    "fit_intercept",
+)
 # Settings where None means something (full batch, no clipping), else of this kind.
-_CONFIG_NULLABLE = {"batch_size": _integer, "clip_norm": _number}
+_CONFIG_NULLABLE = {"batch_size": _integer, "clip_norm": _number, "early_stopping": _integer}
 
 
 def _config(value: Any, where: str) -> None:
@@ -248,7 +259,14 @@ def _schema(n: int) -> Check:
 def _check_payload(payload: dict[str, Any]) -> None:
     _record({"data": _record({"n_features": _positive})})(payload, "")
     _schema(payload["data"]["n_features"])(payload, "")
-    epoch, losses = payload["epoch"], len(payload["history"]["loss"])
+    epoch, history = payload["epoch"], payload["history"]
+    if payload["config"].get("validation"):
+        _record({"val_loss": _list(_is_number, "numbers", epoch)})(history, "history")
+    if "best" in payload:
+        n = payload["data"]["n_features"]
+        best = {"epoch": _positive, "weights": _list(_is_number, "numbers", n), "bias": _number}
+        _record(best)(payload["best"], "best")
+    losses = len(history["loss"])
     if losses != epoch:
         raise ValueError(f"{losses} losses in history but epoch {epoch}")
     if epoch > payload["config"]["epochs"]:
@@ -378,6 +396,12 @@ def check_resumable(checkpoint: Checkpoint, framework: str, config, data) -> Non
     changed = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v)
     if changed:
         raise DlportError(f"resume must keep the checkpoint's settings; these differ: {changed}")
+    planned = checkpoint.payload["config"]["epochs"]
+    if config.lr_schedule == "cosine" and config.epochs != planned:
+        raise DlportError(
+            f"a cosine schedule decays over the run's {planned} epochs; resume with --epochs "
+            f"{planned} (another length would change every rate after the checkpoint)"
+        )
     order = getattr(data, "batch_order", IN_MEMORY_ORDER)
     saved_order = checkpoint.payload["rng"].get("batch_order", IN_MEMORY_ORDER)
     if saved_order != order:
@@ -449,14 +473,14 @@ class Checkpointing(Callback):
     def on_train_begin(self, run):
         self._saver = _Saver(self, run.trainer, run.config, run.data, run.scaler)
         if run.resume is not None:
-            self._saver.resumed(run.resume, run.history)
+            self._saver.resumed(run.resume, run)
 
     def on_epoch_end(self, run, epoch, runner):
-        self._saver.epoch_done(epoch, run.history, runner)
+        self._saver.epoch_done(epoch, run, runner)
 
     def on_train_end(self, run, w, b, runner):
         optimizer = {} if runner is None else runner.optimizer_state()
-        self._saver.finished(len(run.history), run.history, w, b, optimizer)
+        self._saver.finished(len(run.history), run, w, b, optimizer)
 
     def on_interrupt(self, run):
         self._saver.interrupted()
@@ -471,7 +495,7 @@ class _Saver:
     def __init__(self, plan: Checkpointing, trainer, config, data, scaler):
         self.plan, self.scaler = plan, scaler
         self.last: Checkpoint | None = None  # its history is filled in when it is written
-        self.history: list[float] = []
+        self.history: dict[str, list[float]] = {}  # the run's lists (loss, val_loss)
         self.header = {
             "framework": trainer.name,
             "framework_version": trainer.version(),
@@ -492,7 +516,7 @@ class _Saver:
             },
         }
 
-    def _snapshot(self, epoch: int, w, b, optimizer: dict) -> Checkpoint:
+    def _snapshot(self, epoch: int, w, b, optimizer: dict, best=None) -> Checkpoint:
         import dlport
 
         weights, bias = self.scaler.to_original(w, b)
@@ -505,29 +529,43 @@ class _Saver:
             optimizer=encode_state(optimizer),
         )
         payload["rng"] = dict(payload["rng"], next_epoch=epoch)
+        if best is not None:  # EarlyStopping's, for --restore-best after a resume
+            payload["best"] = {
+                "epoch": best.epoch,
+                "weights": np.asarray(best.weights, dtype=np.float64).tolist(),
+                "bias": float(best.bias),
+            }
         return Checkpoint(payload)
 
     def _write(self, target: Path) -> None:
-        self.last.payload["history"] = {"loss": self.history[: self.last.epoch]}
+        epoch = self.last.epoch
+        self.last.payload["history"] = {k: v[:epoch] for k, v in self.history.items()}
         self.last.write(target)
 
-    def resumed(self, checkpoint: Checkpoint, history: list[float]) -> None:
+    @staticmethod
+    def _lists(run) -> dict[str, list[float]]:
+        validated = run.config.validation
+        return {"loss": run.history} | ({"val_loss": run.val_history} if validated else {})
+
+    def resumed(self, checkpoint: Checkpoint, run) -> None:
         """The run continues ``checkpoint``: until an epoch ends, a Ctrl-C saves that again,
         with this run's config (its --epochs, so that a resume of it goes as far)."""
         payload = dict(checkpoint.payload, config=self.header["config"])
-        self.last, self.history = Checkpoint(payload), history
+        self.last, self.history = Checkpoint(payload), self._lists(run)
 
-    def epoch_done(self, epoch: int, history: list[float], runner) -> None:
-        self.last = self._snapshot(epoch, *runner.params(), runner.optimizer_state())
-        self.history = history
+    def epoch_done(self, epoch: int, run, runner) -> None:
+        state = runner.optimizer_state()
+        self.last = self._snapshot(epoch, *runner.params(), state, run.best)
+        self.history = self._lists(run)
         if self.plan.path and self.plan.every and epoch % self.plan.every == 0:
             self._write(self.plan.path)
 
-    def finished(self, epoch: int, history: list[float], w, b, optimizer: dict) -> None:
+    def finished(self, epoch: int, run, w, b, optimizer: dict) -> None:
         if not self.plan.path:
             return
         try:
-            self.last, self.history = self._snapshot(epoch, w, b, optimizer), history
+            self.last = self._snapshot(epoch, w, b, optimizer, run.best)
+            self.history = self._lists(run)
             self._write(self.plan.path)
         except KeyboardInterrupt:  # the write is atomic: whatever the file holds, write it again
             self.interrupted()

@@ -31,9 +31,11 @@ from dlport.common.onnx_model import Exported, finish, reference_graph
 from dlport.common.parallel import Service, WorkerGroup, check_divisible
 from dlport.common.registry import FRAMEWORKS, data_parallel_names
 from dlport.common.results import TrainResult
+from dlport.common.schedules import Schedule
 from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
 from dlport.common.stream import StreamedDataset
+from dlport.common.validation import EarlyStopping, Validation, split_validation
 
 
 class EpochRunner(Protocol):
@@ -53,10 +55,15 @@ class EpochRunner(Protocol):
     def set_data(self, X: np.ndarray, y: np.ndarray) -> None:
         """Train on these rows from now on (streamed data: each chunk in turn)."""
 
+    def learning_rate(self) -> float:
+        """The rate the next step will use, read from the framework's own scheduler (or
+        optimizer): what the conformance suite holds to ``Schedule.rate`` at every step."""
 
-def with_intercept(X: np.ndarray) -> np.ndarray:
-    """[X, 1]: the least-squares design matrix whose last coefficient is the bias."""
-    return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+
+def with_intercept(X: np.ndarray, fit: bool = True) -> np.ndarray:
+    """[X, 1]: the least-squares design matrix whose last coefficient is the bias; [X, 0]
+    through the origin (an all-zero column, which the solver leaves out: bias 0)."""
+    return np.hstack([X, np.full((X.shape[0], 1), float(fit), dtype=X.dtype)])
 
 
 class TrainerBase:
@@ -71,13 +78,15 @@ class TrainerBase:
     def devices(self) -> list[str]:
         raise NotImplementedError
 
-    def _runner(self, X, y, w0, b0, config: TrainConfig, device: str) -> EpochRunner:
+    def _runner(self, X, y, w0, b0, config: TrainConfig, device: str, schedule: Schedule):
+        """An ``EpochRunner`` stepping with the framework's layer, loss and optimizer at
+        ``schedule``'s learning rate (its own scheduler, unless ``schedule.constant``)."""
         raise NotImplementedError
 
-    def _streamed_runner(self, X, y, w0, b0, config: TrainConfig, device: str) -> EpochRunner:
+    def _streamed_runner(self, X, y, w0, b0, config, device, schedule) -> EpochRunner:
         """The runner for streamed data, whose ``set_data`` takes each chunk in turn; by
         default the in-memory one."""
-        return self._runner(X, y, w0, b0, config, device)
+        return self._runner(X, y, w0, b0, config, device, schedule)
 
     def _solve_exact(self, X: np.ndarray, y: np.ndarray, device: str) -> np.ndarray:
         """Least-squares coefficients of ``X``: the intercept column included, columns of unit
@@ -110,7 +119,9 @@ class TrainerBase:
     def _leave(self, group: WorkerGroup) -> None:
         pass
 
-    def _parallel_runner(self, X, y, w0, b0, config, device, group: WorkerGroup) -> EpochRunner:
+    def _parallel_runner(
+        self, X, y, w0, b0, config, device, schedule, group: WorkerGroup
+    ) -> EpochRunner:
         """A runner whose epochs step on this worker's shards, the engine summing gradients."""
         raise NotImplementedError
 
@@ -228,14 +239,40 @@ class TrainerBase:
 
     def _fit(self, data, config: TrainConfig, callbacks, resume, group) -> TrainResult:
         device = self.resolve_device(config.device)
+        held_out = None
+        if config.validation:
+            if isinstance(data, StreamedDataset):
+                raise DlportError(
+                    "--validation: data past --max-memory is not split yet; raise --max-memory "
+                    "or hold out rows in a file of their own"
+                )
+            data, held_out = split_validation(data, config.validation, config.seed)
         if resume is not None:  # the exact solver's too: it has nothing to resume, say so
             check_resumable(resume, self.name, config, data)
         n = data.n_samples
         feed = (StreamFeed if isinstance(data, StreamedDataset) else MemoryFeed)(data, config)
         scaler = feed.standardizer
         batch = config.batch_size_for(n)
-        resumed = list(resume.payload["history"]["loss"]) if resume is not None else []
-        run = TrainingRun(self, config, data, scaler, resume, history=resumed)
+        saved = resume.payload["history"] if resume is not None else {}
+        run = TrainingRun(
+            self,
+            config,
+            data,
+            scaler,
+            resume,
+            history=list(saved.get("loss", [])),
+            device=device,
+            val_history=list(saved.get("val_loss", [])),
+        )
+        validation = None
+        if held_out is not None:
+            validation = Validation(
+                held_out, lambda X, y: _standardized_block(scaler, X, y, config, data.source)
+            )
+            own = [validation]
+            if config.early_stopping:
+                own.append(EarlyStopping(config.early_stopping, config.restore_best))
+            callbacks = [*own, *callbacks]
         callbacks = CallbackList(callbacks)
         start = time.perf_counter()
         try:
@@ -249,6 +286,8 @@ class TrainerBase:
             callbacks.on_train_end(run, w, b, runner)
         finally:
             callbacks.close(run)
+        if config.restore_best and run.best is not None:
+            w, b = run.best.weights, run.best.bias
         history = run.history
         first = resume.epoch if resume is not None else 0
         fit_seconds = time.perf_counter() - start
@@ -270,11 +309,13 @@ class TrainerBase:
                 "feature_names": list(data.feature_names),
                 "target": data.target_name,
                 **feed.describe(),
+                **({"validation_rows": held_out.n_samples} if held_out else {}),
             },
             weights=weights.tolist(),
             bias=bias,
-            history={"loss": history},
-            metrics=feed.metrics(weights, bias),
+            history={"loss": history} | ({"val_loss": run.val_history} if validation else {}),
+            metrics=feed.metrics(weights, bias)
+            | (validation.scores(weights, bias) if validation else {}),
             timing=_timing(fit_seconds, first_epoch, len(history) - first, config, n, batch)
             | ({"workers": group.world} if group else {}),
             standardization=scaler.to_dict(),
@@ -328,12 +369,14 @@ class TrainerBase:
             gram.add(*self._gram(X, y, device), rows=len(y))
         if group is not None:
             gram.all_reduce(lambda values: self._all_reduce_sum(values, device))
+        if not feed.config.fit_intercept:
+            gram.drop_intercept()
         coef = gram.solve(names, dtype, lambda A, b: self._solve_gram(A, b, device))
         if coef is not None:
             return coef
         if isinstance(feed, StreamFeed):
             return streamed_qr_solve(feed.blocks(), gram, names, dtype)
-        design = scaled_design(with_intercept(feed.X), names, dtype)
+        design = scaled_design(with_intercept(feed.X, feed.config.fit_intercept), names, dtype)
         return design.coefficients(self._solve_exact(design.matrix, feed.y, device))
 
     def _descend(self, run: TrainingRun, callbacks, feed, device, start, group=None):
@@ -343,6 +386,7 @@ class TrainerBase:
         complete epoch) and on."""
         config = run.config
         w0, b0 = initial_params(run.data.n_features, config.seed)
+        b0 = b0 if config.fit_intercept else 0.0
         first = 0
         if run.resume is not None:
             w0, b0 = run.resume.train_params
@@ -350,7 +394,9 @@ class TrainerBase:
         make = self._streamed_runner if isinstance(feed, StreamFeed) else self._runner
         if group is not None:
             make = functools.partial(self._parallel_runner, group=group)
-        runner = make(*feed.runner_arrays(), w0.astype(config.dtype), b0, config, device)
+        n = run.data.n_samples
+        schedule = Schedule.of(config, steps_per_epoch(n, config.batch_size_for(n)))
+        runner = make(*feed.runner_arrays(), w0.astype(config.dtype), b0, config, device, schedule)
         if run.resume is not None:
             # A fresh runner's state shows the slots this run keeps: the saved one must match.
             state, label = run.resume.optimizer_state, f"{self.name} {config.optimizer}"
@@ -358,7 +404,7 @@ class TrainerBase:
             runner.load_optimizer_state(state)
         first_epoch = 0.0
         try:
-            for epoch in range(first, config.epochs):
+            for epoch in range(first, first if run.stop else config.epochs):
                 loss = float(feed.run_epoch(runner, epoch))
                 if not math.isfinite(loss):
                     raise DivergenceError(_divergence(epoch + 1, loss, config))
@@ -381,7 +427,7 @@ class MemoryFeed:
     def __init__(self, data: Dataset, config: TrainConfig):
         self.data, self.config = data, config
         self.standardizer = (
-            Standardizer.fit(data.X, data.y)
+            Standardizer.fit(data.X, data.y, config.fit_intercept)
             if config.standardize
             else Standardizer.identity(data.n_features)
         )
@@ -439,7 +485,7 @@ class StreamFeed:
             data.check_batch(config.batch_size)
         x, y = data.moments  # the pass that also checks every value
         self.standardizer = (
-            Standardizer.from_moments(x, y)
+            Standardizer.from_moments(x, y, config.fit_intercept)
             if config.standardize
             else Standardizer.identity(data.n_features)
         )

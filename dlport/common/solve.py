@@ -113,6 +113,11 @@ class Gram:
             self.rhs += rhs
         self.rows += rows
 
+    def drop_intercept(self) -> None:
+        """A fit through the origin: the intercept's row and column go (coefficient 0)."""
+        self.matrix[-1, :] = self.matrix[:, -1] = 0.0
+        self.rhs[-1] = 0.0
+
     def all_reduce(self, sum_over_workers) -> None:
         """Sum the workers' parts (a data-parallel run: each added its own rows) with the
         engine's ``sum_over_workers(float64 vector) -> vector``."""

@@ -38,6 +38,9 @@ class Moments:
     def std(self) -> np.ndarray:
         return np.sqrt(self.m2 / self.count)
 
+    def root_mean_square(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count + self.mean**2)
+
 
 def column_moments(values: np.ndarray) -> Moments:
     """Moments merged over blocks of rows: each block's deviations fit in cache, where
@@ -56,12 +59,16 @@ class Standardizer:
     y_scale: float
 
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray) -> Standardizer:
-        return cls.from_moments(column_moments(X), column_moments(y))
+    def fit(cls, X: np.ndarray, y: np.ndarray, center: bool = True) -> Standardizer:
+        return cls.from_moments(column_moments(X), column_moments(y), center)
 
     @classmethod
-    def from_moments(cls, x: Moments, y: Moments) -> Standardizer:
-        """From moments merged over the blocks of a streamed dataset."""
+    def from_moments(cls, x: Moments, y: Moments, center: bool = True) -> Standardizer:
+        """From moments merged over the blocks of a streamed dataset. ``center=False`` (a fit
+        through the origin, which a shift would move): no means, scales about the origin."""
+        if not center:
+            x_rms, y_rms = x.root_mean_square(), y.root_mean_square()
+            return cls.from_stats(np.zeros_like(x.mean), x_rms, 0.0, float(y_rms[0]))
         return cls.from_stats(x.mean, x.std(), float(y.mean[0]), float(y.std()[0]))
 
     @classmethod

@@ -22,10 +22,14 @@ def params(result: TrainResult) -> np.ndarray:
 
 
 def loss_difference(a: TrainResult, b: TrainResult) -> float | None:
-    """Max relative difference of the per-epoch loss curves (None for the exact solver)."""
+    """Max relative difference of the per-epoch loss curves, validation loss included (None
+    for the exact solver)."""
     if not a.history["loss"]:
         return None
-    return max_relative_difference(a.history["loss"], b.history["loss"])
+    curves = [(a.history[k], b.history.get(k, [])) for k in ("loss", "val_loss") if k in a.history]
+    if any(len(x) != len(y) for x, y in curves):  # early stopping at another epoch
+        return float("inf")
+    return max(max_relative_difference(x, y) for x, y in curves)
 
 
 def per_epoch_difference(a: TrainResult, b: TrainResult) -> np.ndarray:
@@ -52,9 +56,7 @@ def measure(result: TrainResult, reference: TrainResult, canonical: TrainResult)
     """``reference`` follows the result's conventions; ``canonical`` follows torch's rules."""
     notes = []
     config, conventions = result.config, Conventions(**result.conventions)
-    described = conventions.describe(
-        config["optimizer"], config["solver"], config.get("clip_norm") is not None
-    )
+    described = conventions.describe(config)
     if described:
         size = max_relative_difference(params(reference), params(canonical))
         notes = [("; ".join(described), size)]

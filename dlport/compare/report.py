@@ -23,6 +23,7 @@ COLUMNS = [
     "rmse",
     "mae",
     "r2",
+    "val mse",
     "vs optimum",
     "quality",
     "fit s",
@@ -76,6 +77,7 @@ def _row_cells(name: str, result, row: Row | None, optimum_mse: float) -> dict[s
         "rmse": _g(m["rmse"], ".6g"),
         "mae": _g(m["mae"], ".6g"),
         "r2": _g(m["r2"], ".6f"),
+        "val mse": _g(m.get("val_mse"), ".6g"),  # --validation: the held-out rows'
         "vs optimum": _vs_optimum(m["mse"], optimum_mse),
         "quality": quality(result, optimum_mse),
         "fit s": _g(t["fit_seconds"]),

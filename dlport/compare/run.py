@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dlport.common.arrow import ParquetBlocks
-from dlport.common.config import TrainConfig
+from dlport.common.config import OPTIMIZERS, TrainConfig
 from dlport.common.conventions import Conventions
 from dlport.common.data import Dataset, save_npz
 from dlport.common.envs import Outcome, find_python, run_train
@@ -22,7 +22,7 @@ from dlport.common.stream import StreamedDataset, in_memory_bytes
 from dlport.compare.parity import Parity, measure, pairwise
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
-CASES = ("sgd", "momentum", "nesterov", "adam", "exact")
+CASES = (*OPTIMIZERS, "exact")
 REFERENCE = "numpy"
 
 
@@ -36,7 +36,13 @@ def parse_cases(text: str) -> list[str]:
 
 def case_config(base: TrainConfig, case: str) -> TrainConfig:
     if case == "exact":
-        return base.replace(solver="exact")
+        if base.loss != "mse":
+            raise DlportError(
+                f"the exact case fits squared error, not --loss {base.loss}; leave exact out of "
+                "--optimizers"
+            )
+        # gradient descent's own options go, as its lr does (early stopping would be refused)
+        return base.replace(solver="exact", early_stopping=None, restore_best=False)
     return base.replace(optimizer=case, solver="gd")
 
 
@@ -86,11 +92,11 @@ def not_asked_for(result: TrainResult, config: TrainConfig, data: Dataset) -> st
     differ = sorted(k for k in {*asked, *result.config} if result.config.get(k) != asked.get(k))
     if differ:
         return f"result is for another config (differs in {', '.join(differ)})"
-    got = (result.data["n_samples"], result.data["feature_names"])
-    if got != (data.n_samples, list(data.feature_names)):
+    rows = result.data["n_samples"] + result.data.get("validation_rows", 0)
+    if (rows, result.data["feature_names"]) != (data.n_samples, list(data.feature_names)):
         return "result is for other data (samples or feature names differ)"
     got, want = len(result.history["loss"]), 0 if config.solver == "exact" else config.epochs
-    if got != want:
+    if got != want and not (config.early_stopping and 0 < got < want):
         return f"result has {got} epochs of loss history, not {want}"
     return ""
 

@@ -9,14 +9,19 @@ import pytest
 from dlport.cli import main
 from dlport.common.registry import ported_names
 
+# The options where frameworks disagree (docs/design.md), together
+OPTIONS = ["--weight-decay", "0.01", "--clip-norm", "1", "--lr-schedule", "cosine"]
+OPTIONS += ["--warmup-epochs", "2", "--validation", "0.2"]
+
 
 @pytest.mark.parametrize(
     "args",
     [
         [],  # the README's main job: float64, every optimizer and the exact solver
         ["--dtype", "float32", "--optimizers", "sgd,adam"],
+        [*OPTIONS, "--optimizers", "sgd,momentum,nesterov,adam,adamw,exact"],
     ],
-    ids=["float64-all", "float32"],
+    ids=["float64-all", "float32", "options"],
 )
 def test_every_framework_runs_and_agrees(tmp_path, args):
     out = tmp_path / "report"
@@ -32,6 +37,11 @@ def test_every_framework_runs_and_agrees(tmp_path, args):
     assert code == 0
     assert list(report["cases"][0]["frameworks"]) == ported_names()
     assert (out / "loss_curves.png").exists() and (out / "loss_difference.png").exists()
+    if OPTIONS[0] in args:  # each convention the run touches is named, with its size
+        momentum = next(case for case in report["cases"] if case["name"] == "momentum")
+        notes = momentum["frameworks"]["tensorflow"]["parity"]["conventions"]
+        named = " ".join(note["difference"] for note in notes)
+        assert "decoupled" in named and "lr-scaled steps" in named and notes[0]["size"] > 1e-3
 
 
 def test_compare_logs_a_parent_run_with_every_frameworks_child_to_mlflow(tmp_path):

@@ -34,7 +34,7 @@ def _reference_steps(config, conventions, theta0, grads) -> np.ndarray:
     runner = ReferenceRunner(np.zeros((1, len(theta0) - 1)), np.zeros(1), theta0[:-1],
                              theta0[-1], config, conventions)  # fmt: skip
     for g in grads:
-        runner._update(g)
+        runner._update(g, config.lr)
     return runner.theta
 
 

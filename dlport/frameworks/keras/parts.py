@@ -1,8 +1,8 @@
-"""The backend-neutral half of the Keras 3 ports: ``keras.layers.Dense``,
-``keras.losses.MeanSquaredError``, ``keras.optimizers`` (SGD / Adam), predict and the ``.keras``
-file. Each port (tensorflow, keras-jax, keras-torch) selects its backend with
-``dlport.frameworks.keras.use_backend`` before importing this module, and adds only how its
-backend runs an epoch.
+"""The backend-neutral half of the Keras 3 ports: ``keras.layers.Dense``, ``keras.losses``
+(MeanSquaredError / MeanAbsoluteError / Huber), ``keras.optimizers`` (SGD / Adam / AdamW, with
+``keras.optimizers.schedules``), predict and the ``.keras`` file. Each port (tensorflow,
+keras-jax, keras-torch) selects its backend with ``dlport.frameworks.keras.use_backend`` before
+importing this module, and adds only how its backend runs an epoch.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import keras
 import numpy as np
 
 from dlport.common.config import TrainConfig
-from dlport.common.conventions import ADAM_EPS_HAT, Conventions
+from dlport.common.conventions import ADAM_EPS_HAT, DECOUPLED, Conventions
 from dlport.common.errors import DlportError
 from dlport.common.fitting import TrainerBase
+from dlport.common.losses import parse_loss
 from dlport.common.onnx_model import INSTALL_HINT, Exported, import_onnx
+from dlport.common.schedules import Schedule
 
 
 def _keep_float64() -> None:
@@ -61,35 +63,90 @@ def floatx(dtype: str):
         keras.config.set_floatx(previous)
 
 
-def make_dense(w0: np.ndarray, b0: float, dtype: str) -> keras.layers.Dense:
-    """A built ``Dense(1)`` computing and storing in ``dtype``, loaded with the given values."""
+def make_dense(w0: np.ndarray, b0: float, dtype: str, use_bias: bool = True) -> keras.layers.Dense:
+    """A built ``Dense(1)`` computing and storing in ``dtype``, loaded with the given values;
+    without ``use_bias`` it has no bias variable at all (a fit through the origin)."""
     # Zeros initializers: the values come from dlport.common.init, no random draw needed.
-    layer = keras.layers.Dense(1, dtype=dtype, kernel_initializer="zeros", bias_initializer="zeros")
+    layer = keras.layers.Dense(
+        1, use_bias=use_bias, dtype=dtype, kernel_initializer="zeros", bias_initializer="zeros"
+    )
     layer.build((None, len(w0)))
-    layer.set_weights([np.asarray(w0, dtype=dtype).reshape(-1, 1), np.array([b0], dtype=dtype)])
+    bias = [np.array([b0], dtype=dtype)] if use_bias else []
+    layer.set_weights([np.asarray(w0, dtype=dtype).reshape(-1, 1), *bias])
     return layer
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    config: TrainConfig, schedule: Schedule | None = None
+) -> keras.optimizers.Optimizer:
     """Build it inside ``floatx(config.dtype)``: its learning rate is a floatx() variable."""
     h = _hyperparameter_caster(config.dtype)
-    # global_clipnorm: the norm over every variable at once (clipnorm would clip each alone)
-    clip = {} if config.clip_norm is None else {"global_clipnorm": h(config.clip_norm)}
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(
-            learning_rate=h(config.lr),
-            beta_1=h(config.beta1),
-            beta_2=h(config.beta2),
-            epsilon=h(config.eps),
-            **clip,
-        )
+    options = {}
+    if config.clip_norm is not None:  # the norm over every variable at once (not clipnorm's)
+        options["global_clipnorm"] = h(config.clip_norm)
+    if config.weight_decay or config.optimizer == "adamw":  # decoupled: w -= w * wd * lr
+        options["weight_decay"] = h(config.weight_decay)
+    if schedule is None or schedule.constant:
+        options["learning_rate"] = h(config.lr)
+    else:  # Keras evaluates it at optimizer.iterations, before each update
+        options["learning_rate"] = make_schedule(schedule, config.dtype)
+    if config.optimizer in ("adam", "adamw"):
+        adam = keras.optimizers.AdamW if config.optimizer == "adamw" else keras.optimizers.Adam
+        betas = {"beta_1": h(config.beta1), "beta_2": h(config.beta2)}
+        return adam(epsilon=h(config.eps), **betas, **options)
     momentum = 0.0 if config.optimizer == "sgd" else h(config.momentum)
     return keras.optimizers.SGD(
-        learning_rate=h(config.lr),
-        momentum=momentum,
-        nesterov=config.optimizer == "nesterov",
-        **clip,
+        momentum=momentum, nesterov=config.optimizer == "nesterov", **options
     )
+
+
+def make_schedule(schedule: Schedule, dtype: str):
+    """``schedule`` from Keras' own schedules, computing in ``dtype``: each computes in its
+    initial rate's dtype, which a 0-d array fixes on every backend (Keras' torch backend
+    takes a NumPy float64 scalar as floatx())."""
+    schedules, spec, warmup = keras.optimizers.schedules, schedule.spec, schedule.warmup_steps
+
+    def h(value):
+        return np.asarray(value, dtype=dtype)
+
+    lr = h(schedule.lr)
+    if spec.kind == "cosine":  # its own warmup: lr/(W+1) + (lr - lr/(W+1)) * t/W
+        rise = {"warmup_target": lr, "warmup_steps": warmup} if warmup else {}
+        first = h(schedule.lr / (warmup + 1)) if warmup else lr
+        return schedules.CosineDecay(first, schedule.decay_steps, alpha=0.0, **rise)
+    after = None  # constant after the warmup
+    if spec.kind == "step":
+        after = schedules.ExponentialDecay(lr, schedule.step_every, h(spec.gamma), staircase=True)
+    elif spec.kind == "exponential":
+        after = schedules.ExponentialDecay(lr, schedule.steps_per_epoch, h(spec.gamma))
+    return LinearWarmup(lr, warmup, after) if warmup else after
+
+
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """lr * (t + 1) / (W + 1) for the first W steps, then ``after`` (a Keras schedule; None:
+    lr) at t - W: only Keras' CosineDecay has a warmup of its own."""
+
+    def __init__(self, learning_rate, warmup_steps: int, after=None):
+        super().__init__()
+        self.learning_rate, self.warmup_steps, self.after = learning_rate, warmup_steps, after
+
+    def __call__(self, step):
+        ops = keras.ops
+        lr = ops.convert_to_tensor(self.learning_rate)
+        t = ops.cast(step, lr.dtype)
+        warmup = ops.cast(self.warmup_steps, lr.dtype)
+        after = lr if self.after is None else self.after(step - self.warmup_steps)
+        return ops.where(t < warmup, lr * (t + 1) / (warmup + 1), after)
+
+
+def make_loss(config: TrainConfig, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
+    """Keras' loss class for ``config.loss``, computing in ``config.dtype``."""
+    spec, kwargs = parse_loss(config.loss), {"reduction": reduction, "dtype": config.dtype}
+    if spec.kind == "huber":
+        return keras.losses.Huber(delta=_hyperparameter_caster(config.dtype)(spec.delta), **kwargs)
+    if spec.kind == "mae":
+        return keras.losses.MeanAbsoluteError(**kwargs)
+    return keras.losses.MeanSquaredError(**kwargs)
 
 
 def _hyperparameter_caster(dtype: str):
@@ -99,12 +156,21 @@ def _hyperparameter_caster(dtype: str):
     return np.float64 if dtype == "float64" else float
 
 
-def make_keras_parts(w0: np.ndarray, b0: float, config: TrainConfig, device: str = "cpu"):
-    """(layer, loss, optimizer), all in ``config.dtype``, variables on ``device``."""
+def make_keras_parts(
+    w0: np.ndarray,
+    b0: float,
+    config: TrainConfig,
+    device: str = "cpu",
+    schedule: Schedule | None = None,
+):
+    """(layer, loss, optimizer), all in ``config.dtype``, variables on ``device``; the learning
+    rate ``schedule``'s (None: constant)."""
     with device_scope(device), floatx(config.dtype):
-        layer = make_dense(w0, b0, config.dtype)
-        loss = keras.losses.MeanSquaredError(dtype=config.dtype)
-        optimizer = make_optimizer(config)
+        layer = make_dense(w0, b0, config.dtype, use_bias=config.fit_intercept)
+        loss = make_loss(config)
+        optimizer = make_optimizer(config, schedule)
+        if layer.use_bias:  # the bias is never decayed (through the origin there is none)
+            optimizer.exclude_from_weight_decay(var_list=[layer.bias])
         optimizer.build(layer.trainable_variables)  # slots now, not inside a traced step
     return layer, loss, optimizer
 
@@ -112,7 +178,10 @@ def make_keras_parts(w0: np.ndarray, b0: float, config: TrainConfig, device: str
 class KerasTrainer(TrainerBase):
     """What every Keras port shares; a backend adds devices, its runner and its lstsq."""
 
-    conventions = Conventions(adam_eps=ADAM_EPS_HAT, clip_eps=0.0)
+    # Keras' weight_decay is decoupled, and its SGD momentum buffer holds lr-scaled steps.
+    conventions = Conventions(
+        adam_eps=ADAM_EPS_HAT, clip_eps=0.0, weight_decay=DECOUPLED, momentum_lr_inside=True
+    )
     native_suffix = ".keras"
     # mlflow.keras as a SavedModel (``model.export``), whose serving endpoint keeps the input
     # dtype; otherwise a .keras file, whose pyfunc calls ``model.predict``: that casts float64
@@ -209,15 +278,20 @@ def make_model(weights, bias, dtype: str) -> keras.Sequential:
 
 class KerasVariablesState:
     """The params from the ``layer``'s variables, and the optimizer's state in Keras' own
-    store ({"0": step count, "1": learning rate, slots...}), for a runner whose ``layer`` and
-    ``optimizer`` variables hold the live values."""
+    store ({"0": step count, "1": learning rate, slots...}; under a schedule no rate variable:
+    the step count is the schedule's position), for a runner whose ``layer`` and ``optimizer``
+    variables hold the live values."""
 
     layer: keras.layers.Dense
     optimizer: keras.optimizers.Optimizer
 
     def params(self) -> tuple[np.ndarray, float]:
-        kernel, bias = self.layer.get_weights()
-        return kernel.reshape(-1).astype(np.float64), float(bias[0])
+        kernel, *bias = self.layer.get_weights()  # no bias through the origin: 0
+        return kernel.reshape(-1).astype(np.float64), float(bias[0][0]) if bias else 0.0
+
+    def learning_rate(self) -> float:
+        """The optimizer's own: its schedule at its ``iterations``, or its rate variable."""
+        return float(self.optimizer.learning_rate)
 
     def optimizer_state(self) -> dict:
         store: dict = {}

@@ -56,8 +56,8 @@ class KerasJaxTrainer(KerasTrainer):
     def _extra_versions(self) -> dict[str, str]:
         return super()._extra_versions() | {"jax": jax.__version__}
 
-    def _runner(self, X, y, w0, b0, config, device):
-        return KerasJaxRunner(X, y, w0, b0, config, device)
+    def _runner(self, X, y, w0, b0, config, device, schedule):
+        return KerasJaxRunner(X, y, w0, b0, config, device, schedule)
 
     def _solve_exact(self, X, y, device):
         with device_scope(device):
@@ -66,8 +66,8 @@ class KerasJaxTrainer(KerasTrainer):
 
 
 class KerasJaxRunner(KerasVariablesState, ScanEpochs):
-    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str):
-        self.layer, loss, self.optimizer = make_keras_parts(w0, b0, config, device)
+    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str, schedule=None):
+        self.layer, loss, self.optimizer = make_keras_parts(w0, b0, config, device, schedule)
         state = (
             [v.value for v in self.layer.trainable_variables],
             [v.value for v in self.optimizer.variables],
@@ -88,6 +88,10 @@ class KerasJaxRunner(KerasVariablesState, ScanEpochs):
     def params(self):
         self._sync()
         return super().params()
+
+    def learning_rate(self) -> float:
+        self._sync()  # the step count the schedule reads
+        return super().learning_rate()
 
     def optimizer_state(self) -> dict:
         self._sync()

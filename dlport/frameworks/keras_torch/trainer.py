@@ -43,9 +43,9 @@ class KerasTorchTrainer(KerasTrainer):
     def _parity_settings(self) -> None:
         set_precision()
 
-    def _runner(self, X, y, w0, b0, config, device):
+    def _runner(self, X, y, w0, b0, config, device, schedule):
         set_precision(config.tf32)
-        return KerasTorchRunner(X, y, w0, b0, config, device)
+        return KerasTorchRunner(X, y, w0, b0, config, device, schedule)
 
     def _solve_exact(self, X, y, device):
         # Keras' torch lstsq: gelsd (SVD) on the CPU when given rcond, as numpy's.
@@ -55,8 +55,8 @@ class KerasTorchTrainer(KerasTrainer):
 
 
 class KerasTorchRunner(KerasVariablesState):
-    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str):
-        self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device)
+    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str, schedule=None):
+        self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device, schedule)
         self.variables = self.layer.trainable_variables
         self.device = device
         self.set_data(X, y)

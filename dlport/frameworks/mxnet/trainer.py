@@ -1,5 +1,6 @@
-"""MXNet trainer: ``gluon.nn.Dense``, ``gluon.loss.L2Loss``, ``gluon.Trainer`` (sgd / nag / adam)
-and an LQ-factorisation least-squares solve with ``mx.nd.linalg``.
+"""MXNet trainer: ``gluon.nn.Dense``, Gluon's losses, ``gluon.Trainer`` (sgd / nag / adam /
+AdamW by ``contrib.adamw_update``) with ``mx.lr_scheduler`` schedules, and an LQ-factorisation
+least-squares solve with ``mx.nd.linalg``.
 
 Data live on the device; each epoch's batch order is gathered there once (``nd.take``) and the
 batches are views of it; the epoch loss is summed there, so the host waits once per epoch, not
@@ -17,11 +18,21 @@ MXNet's conventions (docs/design.md), each checked against the 1.9.1 sources:
   ``Conventions(float32_hyperparameters=True)``.
 - Adam is the "epsilon hat" form: ``lr * sqrt(1-b2^t)/(1-b1^t)`` is computed in Python (float64)
   and handed to ``adam_update`` as a C float.
+- ``wd`` is coupled: the update ops add ``wd * weight`` to the rescaled gradient (sgd_mom_update,
+  nag_mom_update, adam_update); Gluon's ``wd_mult = 0`` keeps it off the bias.
+- Momentum keeps lr inside its buffer (sgd_mom_update: ``mom = mu*mom - lr*g; w += mom``;
+  nag_mom_update likewise): ``Conventions(momentum_lr_inside=True)``. nag_mom_update, in place,
+  writes the weight before the buffer, whose ``wd * weight`` then reads the new weight
+  (``nesterov_decay_reads_new_weight``).
+- AdamW (``AdamW`` below) hands the rate and the bias correction to ``adamw_update`` as two C
+  floats (``adamw_rate_times_correction``).
+- The optimizer calls its ``lr_scheduler`` with ``num_update``, 1 at the first update.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import tempfile
@@ -47,13 +58,15 @@ with warnings.catch_warnings():
     from mxnet import autograd, gluon, nd  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
-from dlport.common.batching import epoch_shards  # noqa: E402
+from dlport.common.batching import epoch_shards, steps_per_epoch  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
+from dlport.common.losses import parse_loss  # noqa: E402
 from dlport.common.onnx_model import Exported, import_onnx  # noqa: E402
 from dlport.common.parallel import Service  # noqa: E402
+from dlport.common.schedules import Schedule  # noqa: E402
 
 # hybridize(static_alloc=True, static_shape=True) on the forward + loss block: one CachedOp call
 # forward and one backward instead of ~6 imperative operator calls each way. Measured on 2 CPU
@@ -94,18 +107,91 @@ def _gpu_problem() -> str | None:
     return None
 
 
-def make_dense(w0: np.ndarray, b0: float, dtype: str, ctx: mx.Context) -> gluon.nn.Dense:
-    """``Dense(1)`` storing and computing in ``dtype``, loaded with the given values."""
-    net = gluon.nn.Dense(1, in_units=len(w0), dtype=dtype)
+def make_dense(
+    w0: np.ndarray, b0: float, dtype: str, ctx: mx.Context, use_bias: bool = True
+) -> gluon.nn.Dense:
+    """``Dense(1)`` storing and computing in ``dtype``, loaded with the given values; with
+    ``use_bias=False`` Gluon's own bias-free layer (``net.bias`` is None, so no optimizer slot)."""
+    net = gluon.nn.Dense(1, in_units=len(w0), dtype=dtype, use_bias=use_bias)
     # Zeros: the values come from dlport.common.init, no random draw needed.
     net.initialize(mx.init.Zero(), ctx=ctx)
-    net.weight.set_data(nd.array(np.reshape(w0, (1, -1)), ctx=ctx, dtype=dtype))
-    net.bias.set_data(nd.array([b0], ctx=ctx, dtype=dtype))
+    set_dense(net, w0, b0)
     return net
 
 
-def make_trainer(params, config: TrainConfig, kvstore=None) -> gluon.Trainer:
-    """``gluon.Trainer`` with MXNet's own optimizer for ``config.optimizer``.
+def set_dense(net: gluon.nn.Dense, w0: np.ndarray, b0: float) -> None:
+    """Load ``net``'s weight (and its bias, if it has one) with the given values."""
+    ctx, dtype = net.weight.list_ctx()[0], net.weight.dtype
+    net.weight.set_data(nd.array(np.reshape(w0, (1, -1)), ctx=ctx, dtype=dtype))
+    if net.bias is not None:
+        net.bias.set_data(nd.array([b0], ctx=ctx, dtype=dtype))
+
+
+@mx.optimizer.register
+class AdamW(mx.optimizer.Adam):
+    """Adam with decoupled weight decay, by MXNet's own fused ``contrib.adamw_update``
+    (``w -= eta * (lr * m / (sqrt(v) + eps) + wd * w)``, m and v as ``adam_update``'s): MXNet
+    1.9.1 has the operator but no optimizer for it (2.0's ``mx.optimizer.AdamW`` wraps the same
+    operator). eta is the scheduled rate and lr Adam's bias correction sqrt(1-b2^t)/(1-b1^t), so
+    that the decay is lr_t * wd * w, torch's and Keras' AdamW (2.0 passes eta = lr_t times the
+    correction, which scales the decay by it too). Betas and epsilon as ``Adam``'s."""
+
+    def update(self, index, weight, grad, state):
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        t = self._index_update_count[index]
+        correction = math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        # rescale_grad as an array here (the operator skips the update if it is not finite).
+        scale = nd.full((1,), self.rescale_grad, ctx=weight.context)  # float32, as it must be
+        mean, var = state
+        nd.contrib.adamw_update(
+            weight,
+            grad,
+            mean,
+            var,
+            scale,
+            lr=correction,
+            eta=lr,
+            wd=wd,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            epsilon=self.epsilon,
+            out=weight,
+        )
+
+
+def make_scheduler(schedule: Schedule) -> mx.lr_scheduler.LRScheduler | None:
+    """MXNet's own scheduler giving ``schedule.rate(t)`` to update t (0-based), which MXNet
+    calls with ``num_update = t + 1``; None for a constant rate.
+
+    Its linear warmup from 0 over W + 1 updates is lr * (t + 1) / (W + 1) for t < W, and its
+    decays count num_update - (W + 1) = t - W after it. ``FactorScheduler`` decays every
+    ``step`` updates: every E * S for step:E:G, each update by G^(1/S) for exponential:G, never
+    (factor 1) for warmup alone; it counts from update 0, warmup included, so its ``count``
+    starts at W. ``stop_factor_lr=0``: no floor.
+    """
+    if schedule.constant:
+        return None
+    W, spec = schedule.warmup_steps, schedule.spec
+    warmup = {"base_lr": schedule.lr, "warmup_steps": W + 1, "warmup_begin_lr": 0.0}
+    if spec.kind == "cosine":  # (1 + cos(pi * s / (max_update - (W + 1)))) / 2: to 0 at T
+        return mx.lr_scheduler.CosineScheduler(schedule.total_steps + 1, final_lr=0.0, **warmup)
+    every, factor = {
+        "step": (schedule.step_every, spec.gamma),
+        "exponential": (1, spec.gamma ** (1 / schedule.steps_per_epoch)),
+    }.get(spec.kind, (1, 1.0))
+    scheduler = mx.lr_scheduler.FactorScheduler(every, factor, stop_factor_lr=0.0, **warmup)
+    scheduler.count = W
+    return scheduler
+
+
+# What MXNet's schedulers change as they go (the rest is their settings): a run's position.
+_SCHEDULER_POSITION = ("base_lr", "count")
+
+
+def make_trainer(params, config: TrainConfig, kvstore=None, scheduler=None) -> gluon.Trainer:
+    """``gluon.Trainer`` with MXNet's own optimizer for ``config.optimizer``, its coupled ``wd``
+    and ``scheduler`` (an ``mx.lr_scheduler`` one, or None: the constant ``config.lr``).
 
     One device, so no kvstore (but a data-parallel run's ``dist_sync`` one, which sums the
     workers' gradients): updates run in-process through the optimizer's ``Updater``
@@ -113,15 +199,17 @@ def make_trainer(params, config: TrainConfig, kvstore=None) -> gluon.Trainer:
     ``multi_precision``: it only adds float32 master copies for float16 weights; float64
     weights keep float64 optimizer states.
     """
-    if config.optimizer == "adam":
-        name = "adam"
+    if config.optimizer in ("adam", "adamw"):
+        name = config.optimizer
         hyper = {"beta1": config.beta1, "beta2": config.beta2, "epsilon": config.eps}
     elif config.optimizer == "nesterov":
         name, hyper = "nag", {"momentum": config.momentum}
     else:
         name = "sgd"
         hyper = {"momentum": config.momentum if config.optimizer == "momentum" else 0.0}
-    hyper["learning_rate"] = config.lr
+    hyper |= {"learning_rate": config.lr, "wd": config.weight_decay}
+    if scheduler is not None:
+        hyper["lr_scheduler"] = scheduler
     if kvstore is None:
         return gluon.Trainer(params, name, hyper, kvstore=None)
     # update_on_kvstore=False: the server only sums; every worker applies the same update.
@@ -135,6 +223,18 @@ def make_trainer(params, config: TrainConfig, kvstore=None) -> gluon.Trainer:
         param.data().wait_to_read()
     kvstore._barrier()
     return trainer
+
+
+def make_loss(config: TrainConfig) -> gluon.loss.Loss:
+    """Gluon's loss for ``config.loss``, per sample."""
+    spec = parse_loss(config.loss)
+    if spec.kind == "huber":
+        # HuberLoss(rho) is huber / rho (r^2 / (2 rho) inside): weight=rho scales it back.
+        return gluon.loss.HuberLoss(rho=spec.delta, weight=spec.delta)
+    if spec.kind == "mae":
+        return gluon.loss.L1Loss()
+    # weight=2.0: the per-sample loss is (pred - y)^2, not L2Loss's default half of it.
+    return gluon.loss.L2Loss(weight=2.0)
 
 
 class BatchLoss(gluon.HybridBlock):
@@ -162,6 +262,9 @@ class MXNetTrainer(TrainerBase):
         clip_eps=1e-8,
         clip_summed=True,
         parallel_sum_float32=True,
+        momentum_lr_inside=True,
+        nesterov_decay_reads_new_weight=True,
+        adamw_rate_times_correction=True,
     )
     native_suffix = ".params"  # gluon Block.save_parameters
 
@@ -184,8 +287,9 @@ class MXNetTrainer(TrainerBase):
             )
         return super().resolve_device(requested)
 
-    def _runner(self, X, y, w0, b0, config, device):
-        return MXNetRunner(X, y, w0, b0, config, _context(device), hybridize=self.hybridize)
+    def _runner(self, X, y, w0, b0, config, device, schedule=None):
+        ctx, fast = _context(device), self.hybridize
+        return MXNetRunner(X, y, w0, b0, config, ctx, hybridize=fast, schedule=schedule)
 
     def _solve_exact(self, X, y, device):
         return lstsq(X, y, _context(device))
@@ -215,9 +319,10 @@ class MXNetTrainer(TrainerBase):
             )
         self.kvstore = mx.kv.create("dist_sync")
 
-    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+    def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):
+        ctx, fast = _context(device), self.hybridize
         return DistributedRunner(
-            X, y, w0, b0, config, _context(device), hybridize=self.hybridize, kvstore=self.kvstore
+            X, y, w0, b0, config, ctx, hybridize=fast, schedule=schedule, kvstore=self.kvstore
         )
 
     def _all_reduce_sum(self, values, device):  # once a run: the exact solver's sums
@@ -350,19 +455,35 @@ def clip_global_norm(grads: list, limit: float) -> None:
 class MXNetRunner:
     kvstore = None
 
-    def __init__(self, X, y, w0, b0, config: TrainConfig, ctx: mx.Context, *, hybridize: bool):
+    def __init__(
+        self,
+        X,
+        y,
+        w0,
+        b0,
+        config: TrainConfig,
+        ctx: mx.Context,
+        *,
+        hybridize: bool,
+        schedule: Schedule | None = None,
+    ):
         dtype = config.dtype
         self.ctx, self.dtype = ctx, dtype
         self.batch_size = config.batch_size_for(len(y))
+        if schedule is None:  # the config's own (only a constant rate in callers without one)
+            schedule = Schedule.of(config, steps_per_epoch(len(y), self.batch_size))
         self.set_data(X, y)
-        self.net = make_dense(w0, b0, dtype, ctx)
-        # weight=2.0: the per-sample loss is (pred - y)^2, not L2Loss's default half of it.
-        self.loss_fn = gluon.loss.L2Loss(weight=2.0)
+        # Through the origin (not fit_intercept): no bias parameter at all, only the weight.
+        self.net = make_dense(w0, b0, dtype, ctx, use_bias=config.fit_intercept)
+        self.net.collect_params(".*bias").setattr("wd_mult", 0.0)  # the bias is never decayed
+        self.loss_fn = make_loss(config)
         self.model = BatchLoss(self.net, self.loss_fn)
         if hybridize:
             # static_shape re-plans when the tail batch's shape differs (twice per epoch).
             self.model.hybridize(static_alloc=True, static_shape=True)
-        self.trainer = make_trainer(self.net.collect_params(), config, self.kvstore)
+        self.scheduler = make_scheduler(schedule)
+        params = self.net.collect_params()
+        self.trainer = make_trainer(params, config, self.kvstore, self.scheduler)
         self.clip_norm = config.clip_norm
         self.grads = [param.grad(ctx) for param in self.trainer._params]
 
@@ -409,7 +530,16 @@ class MXNetRunner:
 
     def params(self):
         w = self.net.weight.data().asnumpy().reshape(-1).astype(np.float64)
-        return w, float(self.net.bias.data().asnumpy()[0])
+        bias = self.net.bias
+        return w, 0.0 if bias is None else float(bias.data().asnumpy()[0])
+
+    def learning_rate(self) -> float:
+        """The next update's rate (num_update + 1), as its update operator gets it: a C float."""
+        optimizer = self.trainer.optimizer
+        if self.scheduler is None:
+            return float(np.float32(optimizer.learning_rate))
+        # Asking ahead changes nothing: the next update asks the scheduler the same.
+        return float(np.float32(self.scheduler(optimizer.num_update + 1)))
 
     # -- checkpoints: the optimizer's slots and update counts, per parameter ------------------
     def _updater(self):
@@ -418,7 +548,7 @@ class MXNetRunner:
 
     def _names(self) -> list[str]:
         # In the order gluon.Trainer numbers them (its updater's state keys): it sorts the
-        # parameter names, so "dense0_bias" is 0 and "dense0_weight" is 1.
+        # parameter names, so "dense0_bias" is 0 and "dense0_weight" is 1 (0 without a bias).
         return [param.name[len(self.net.prefix) :] for param in self.trainer._params]
 
     def optimizer_state(self) -> dict:
@@ -434,12 +564,17 @@ class MXNetRunner:
                 state = optimizer.create_state_multi_precision(i, self.trainer._params[i].data())
             state = [] if state is None else state if isinstance(state, (tuple, list)) else [state]
             slots[name] = [s.asnumpy() for s in state]
-        return {
+        saved = {
             "slots": slots,
             "updates": {n: counts.get(i, 0) for i, n in enumerate(self._names())},
         }
+        if self.scheduler is not None:  # (a constant rate keeps the state it always had)
+            s = self.scheduler
+            saved["scheduler"] = {k: getattr(s, k) for k in _SCHEDULER_POSITION if hasattr(s, k)}
+        return saved
 
     def load_optimizer_state(self, state: dict) -> None:
+        # The update counts (num_update: the scheduler's step) and the scheduler's own fields.
         updater, optimizer = self._updater(), self.trainer.optimizer
         counts = optimizer._all_index_update_counts.setdefault(self.ctx.device_id, {})
         for i, name in enumerate(self._names()):
@@ -450,23 +585,24 @@ class MXNetRunner:
             counts[i] = int(state["updates"][name])
             optimizer.num_update = max(optimizer.num_update, counts[i])
         optimizer._index_update_count = counts
+        for key, value in state.get("scheduler", {}).items():
+            setattr(self.scheduler, key, value)
 
 
 class DistributedRunner(MXNetRunner):
-    """``dist_sync`` kvstore: each worker's backward sums the squared errors' gradient over its
-    shard, ``Trainer.step`` pushes it to the server, pulls back the sum over the workers and
-    scales it by 1/(global batch rows): the global batch's MSE gradient, the same update on
-    every worker."""
+    """``dist_sync`` kvstore: each worker's backward sums the loss's gradient over its shard,
+    ``Trainer.step`` pushes it to the server, pulls back the sum over the workers and scales it
+    by 1/(global batch rows): the global batch's mean-loss gradient, the same update on every
+    worker (and the same scheduled rate: each worker's optimizer counts the same updates)."""
 
-    def __init__(self, X, y, w0, b0, config, ctx, *, hybridize: bool, kvstore):
+    def __init__(self, X, y, w0, b0, config, ctx, *, hybridize: bool, schedule, kvstore):
         self.kvstore = kvstore
-        super().__init__(X, y, w0, b0, config, ctx, hybridize=hybridize)
+        super().__init__(X, y, w0, b0, config, ctx, hybridize=hybridize, schedule=schedule)
         self.rank, self.world = kvstore.rank, kvstore.num_workers
         self.loss_sum = WorkerSum(kvstore, _LOSS_KEY, nd.zeros((1,), dtype="float64"))
         # Gluon's broadcast of the initial weights went through the server (float32): the same
         # values are on every worker already, so take them back unrounded.
-        self.net.weight.set_data(nd.array(np.reshape(w0, (1, -1)), ctx=ctx, dtype=self.dtype))
-        self.net.bias.set_data(nd.array([b0], ctx=ctx, dtype=self.dtype))
+        set_dense(self.net, w0, b0)
 
     def run_epoch(self, order: np.ndarray) -> float:
         rows, shard_sizes, batch_sizes = epoch_shards(order, self.batch_size, self.rank, self.world)

@@ -1,5 +1,5 @@
 """TensorFlow trainer: the Keras parts every Keras port shares (``dlport.frameworks.keras``:
-``Dense``, ``MeanSquaredError``, ``keras.optimizers``) on Keras 3's TF backend, and what is
+``Dense``, ``keras.losses``, ``keras.optimizers``) on Keras 3's TF backend, and what is
 TensorFlow's own: an XLA-compiled ``tf.function`` epoch and ``tf.linalg.lstsq``.
 
 Data live on the device as constants; each epoch runs as one compiled ``tf.function`` call
@@ -23,7 +23,6 @@ from dlport.frameworks.keras import use_backend  # noqa: E402
 
 use_backend("tensorflow", "tensorflow")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -35,6 +34,7 @@ from dlport.frameworks.keras.parts import (  # noqa: E402
     KerasTrainer,
     KerasVariablesState,
     make_keras_parts,
+    make_loss,
 )
 
 # XLA compiles the whole epoch loop into one native program. Measured on 2 CPU cores (n=100k,
@@ -97,14 +97,14 @@ class TensorFlowTrainer(KerasTrainer):
         )
         self.strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
-    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+    def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):
         if config.clip_norm is not None:
             raise DlportError(
                 "--clip-norm with --workers: Keras clips each worker's gradient before "
                 "tf.distribute sums them, not the global norm; train it in one process"
             )
         parity_settings(config.tf32)
-        return DistributedRunner(X, y, w0, b0, config, device, group, self.strategy)
+        return DistributedRunner(X, y, w0, b0, config, device, schedule, group, self.strategy)
 
     def _all_reduce_sum(self, values, device):
         return sum_over_workers(self.strategy, tf.constant(values)).numpy()
@@ -118,9 +118,9 @@ class TensorFlowTrainer(KerasTrainer):
     def _parity_settings(self) -> None:
         parity_settings()
 
-    def _runner(self, X, y, w0, b0, config, device):
+    def _runner(self, X, y, w0, b0, config, device, schedule):
         parity_settings(config.tf32)
-        return TensorFlowRunner(X, y, w0, b0, config, device)
+        return TensorFlowRunner(X, y, w0, b0, config, device, schedule)
 
     def _solve_exact(self, X, y, device):
         parity_settings()
@@ -135,10 +135,12 @@ class TensorFlowTrainer(KerasTrainer):
 class TensorFlowRunner(KerasVariablesState):
     """One epoch = one compiled call over the (steps, B) full batches, one more for the tail."""
 
-    def __init__(self, X, y, w0, b0, config: TrainConfig, device: str, *, jit_compile=None):
+    def __init__(
+        self, X, y, w0, b0, config: TrainConfig, device: str, schedule=None, *, jit_compile=None
+    ):
         self.device = _TF_DEVICES[device]
         self.batch_size = config.batch_size_for(len(y))
-        self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device)
+        self.layer, self.loss, self.optimizer = make_keras_parts(w0, b0, config, device, schedule)
         self.dtype = tf.as_dtype(config.dtype)
         self.set_data(X, y)
         # One signature for every (steps, B) and data size: traced once; XLA compiles once
@@ -207,16 +209,16 @@ def _tf_config(workers: list[str], index: int) -> dict:
 class DistributedRunner(KerasVariablesState):
     """``MultiWorkerMirroredStrategy``: variables mirrored on every worker, each step run on
     this worker's shard; Keras' optimizer sums the workers' gradients (its all-reduce) before
-    the update, so the loss is the shard's squared errors over the global batch's rows. One
+    the update, so the loss is the shard's summed losses over the global batch's rows. One
     ``tf.function`` call runs an epoch's full batches, one more its tail."""
 
-    def __init__(self, X, y, w0, b0, config, device, group: WorkerGroup, strategy):
+    def __init__(self, X, y, w0, b0, config, device, schedule, group: WorkerGroup, strategy):
         self.device, self.group, self.strategy = _TF_DEVICES[device], group, strategy
         self.batch_size = config.batch_size_for(len(y))
         with strategy.scope():
-            self.layer, _, self.optimizer = make_keras_parts(w0, b0, config, device)
+            self.layer, _, self.optimizer = make_keras_parts(w0, b0, config, device, schedule)
         # Keras' own loss, summed over the shard's rows: divided by the global batch's below
-        self.sum_loss = keras.losses.MeanSquaredError(reduction="sum", dtype=config.dtype)
+        self.sum_loss = make_loss(config, reduction="sum")
         self.dtype = tf.as_dtype(config.dtype)
         with tf.device(self.device):
             self.X, self.y = tf.constant(X), tf.constant(y.reshape(-1, 1))

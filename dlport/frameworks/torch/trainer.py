@@ -1,4 +1,5 @@
-"""PyTorch trainer: ``nn.Linear``, ``nn.MSELoss``, ``torch.optim`` and ``torch.linalg.lstsq``.
+"""PyTorch trainer: ``nn.Linear``, ``nn.MSELoss`` (or ``HuberLoss``, ``L1Loss``), ``torch.optim``
+with ``torch.optim.lr_scheduler``, and ``torch.linalg.lstsq``.
 
 Data and each epoch's batch order live on the device; the epoch loss is summed there, so the
 host waits once per epoch, not once per step. On a GPU the whole epoch (gather, every step, the
@@ -23,14 +24,18 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+from torch.optim import lr_scheduler  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
 from dlport.common.batching import epoch_shards  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
+from dlport.common.conventions import CANONICAL  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
 from dlport.common.fitting import TrainerBase  # noqa: E402
+from dlport.common.losses import parse_loss  # noqa: E402
 from dlport.common.onnx_model import INSTALL_HINT, Exported  # noqa: E402
-from dlport.common.parallel import WorkerGroup
+from dlport.common.parallel import WorkerGroup  # noqa: E402
+from dlport.common.schedules import Schedule  # noqa: E402
 from dlport.common.solve import rank_cutoff  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -49,26 +54,106 @@ def set_precision(tf32: bool = False) -> None:
 
 
 def make_optimizer(params, config: TrainConfig, capturable: bool = False) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
+    """torch.optim's own optimizer; ``weight_decay`` is SGD's and Adam's coupled L2 (wd * w
+    joins the gradient) and AdamW's decoupled one (w -= lr * wd * w). ``params`` may be
+    tensors or param groups (``decay_groups``)."""
+    wd = config.weight_decay
+    if config.optimizer in ("adam", "adamw"):
+        adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         # capturable: the step count lives on the device, as a CUDA graph needs.
-        return torch.optim.Adam(
+        return adam(
             params,
             lr=config.lr,
             betas=(config.beta1, config.beta2),
             eps=config.eps,
+            weight_decay=wd,  # given even when 0: AdamW's default is 1e-2
             capturable=capturable,
         )
     momentum = 0.0 if config.optimizer == "sgd" else config.momentum
     return torch.optim.SGD(
-        params, lr=config.lr, momentum=momentum, nesterov=config.optimizer == "nesterov"
+        params,
+        lr=config.lr,
+        momentum=momentum,
+        nesterov=config.optimizer == "nesterov",
+        weight_decay=wd,
     )
 
 
-def make_linear(w0: np.ndarray, b0: float, dtype: torch.dtype, device) -> nn.Linear:
-    layer = nn.Linear(len(w0), 1, dtype=dtype, device=device)
+def decay_groups(model: nn.Linear) -> list[dict]:
+    """torch's param groups: the weight at the optimizer's weight_decay, the bias (if the layer
+    has one) at none."""
+    groups = [{"params": [model.weight]}]
+    if model.bias is not None:
+        groups.append({"params": [model.bias], "weight_decay": 0.0})
+    return groups
+
+
+def make_loss(config: TrainConfig, reduction: str = "mean") -> nn.Module:
+    spec = parse_loss(config.loss)
+    if spec.kind == "huber":  # HuberLoss, not SmoothL1Loss (which is huber / delta)
+        return nn.HuberLoss(reduction=reduction, delta=spec.delta)
+    return (nn.L1Loss if spec.kind == "mae" else nn.MSELoss)(reduction=reduction)
+
+
+class ScheduledLR:
+    """``schedule`` with torch's own schedulers: ``LinearLR`` for the warmup, then ``StepLR``,
+    ``CosineAnnealingLR``, ``LambdaLR`` (exponential) or ``ConstantLR``; stepped after every
+    update, and switched at the end of the warmup as ``SequentialLR(milestones=[W])`` does.
+
+    Each is positioned at its step by its closed form (``step(epoch)``), not chained as
+    ``SequentialLR`` chains them (``step()``): the chained forms multiply the last rate, and
+    their rounding compounds, up to 2e-15 (LinearLR, lr=1, 300 warmup steps) and 1.2e-14
+    (ExponentialLR) off ``Schedule.rate``. Closed, the decays give its numbers bit for bit and
+    LinearLR within 3e-16 relative, and the rate is a function of the step count alone: the
+    state a resume needs. ExponentialLR, even closed, raises the per-step gamma G**(1/S) to the
+    power s, 4.6e-12 off G**(s/S) at S=1000: LambdaLR computes that.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, schedule: Schedule):
+        spec, S, W = schedule.spec, schedule.steps_per_epoch, schedule.warmup_steps
+        self.warmup_steps, self.steps = W, 0
+        self.warmup = None
+        if W:
+            self.warmup = lr_scheduler.LinearLR(
+                optimizer, start_factor=1 / (W + 1), end_factor=1.0, total_iters=W
+            )
+        if spec.kind == "step":
+            self.decay = lr_scheduler.StepLR(
+                optimizer, step_size=schedule.step_every, gamma=spec.gamma
+            )
+        elif spec.kind == "cosine":
+            self.decay = lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=schedule.decay_steps, eta_min=0.0
+            )
+        elif spec.kind == "exponential":
+            self.decay = lr_scheduler.LambdaLR(optimizer, lambda s: spec.gamma ** (s / S))
+        else:  # constant after the warmup (LinearLR's own hold is lr * (f + (1 - f)): inexact)
+            self.decay = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        self.seek(0)  # each constructor set the lr its own way
+
+    def step(self) -> None:
+        self.seek(self.steps + 1)
+
+    def seek(self, steps: int) -> None:
+        """The rate of update ``steps`` (0-based) into the optimizer."""
+        self.steps, W = steps, self.warmup_steps
+        scheduler, epoch = (self.decay, steps - W) if steps >= W else (self.warmup, steps)
+        with warnings.catch_warnings():
+            # step(epoch) warns that it is deprecated, and takes the closed form, as meant
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step(epoch)
+
+
+def make_linear(
+    w0: np.ndarray, b0: float, dtype: torch.dtype, device, bias: bool = True
+) -> nn.Linear:
+    """``nn.Linear(n, 1)`` holding ``w0`` and ``b0``; ``bias=False``: through the origin, no
+    bias parameter at all (``b0`` unused), so the optimizer keeps no slot for it."""
+    layer = nn.Linear(len(w0), 1, bias=bias, dtype=dtype, device=device)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(w0).reshape(1, -1))
-        layer.bias.fill_(b0)
+        if bias:
+            layer.bias.fill_(b0)
     return layer
 
 
@@ -96,18 +181,24 @@ def step_threads(batch_size: int, features: int):
 
 
 def graphed(config: TrainConfig, device: str) -> bool:
-    """Whether the run's epochs replay as a CUDA graph: on a GPU, but not float64 Adam.
+    """Whether the run's epochs replay as a CUDA graph: on a GPU, but not float64 Adam(W), nor
+    under an lr schedule.
 
     Capturable Adam (a graph needs it) computes its bias corrections in its step counter's
     dtype, float32 (load_state_dict casts it there too): 2.1e-6 off the float64 reference on an
-    H200. Eager Adam takes them as Python floats, as on the CPU.
+    H200. Eager Adam takes them as Python floats, as on the CPU. A scheduler sets each step's
+    lr from Python between steps, which a replay would skip (the capture's lrs, baked in).
     """
-    return device == "gpu" and not (config.optimizer == "adam" and config.dtype == "float64")
+    float64_adam = config.optimizer in ("adam", "adamw") and config.dtype == "float64"
+    scheduled = config.lr_schedule != "constant" or config.warmup_epochs > 0
+    return device == "gpu" and not float64_adam and not scheduled
 
 
 class TorchTrainer(TrainerBase):
     name = "torch"
     native_suffix = ".pt"
+    # torch's rules are the canonical ones: SGD's and Adam's weight_decay is coupled.
+    conventions = CANONICAL
 
     def version(self) -> str:
         return torch.__version__
@@ -115,15 +206,15 @@ class TorchTrainer(TrainerBase):
     def devices(self) -> list[str]:
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
-    def _runner(self, X, y, w0, b0, config, device):
+    def _runner(self, X, y, w0, b0, config, device, schedule):
         set_precision(config.tf32)
         runner = CudaGraphRunner if graphed(config, device) else TorchRunner
-        return runner(X, y, w0, b0, config, _torch_device(device))
+        return runner(X, y, w0, b0, config, _torch_device(device), schedule)
 
-    def _streamed_runner(self, X, y, w0, b0, config, device):
+    def _streamed_runner(self, X, y, w0, b0, config, device, schedule):
         # A CUDA graph replays fixed buffers; streamed chunks come in several sizes: eager.
         set_precision(config.tf32)
-        return TorchRunner(X, y, w0, b0, config, _torch_device(device))
+        return TorchRunner(X, y, w0, b0, config, _torch_device(device), schedule)
 
     def _join(self, group, device):
         # gloo on the CPU, NCCL between GPUs (one each: NCCL refuses two ranks on one GPU);
@@ -149,9 +240,9 @@ class TorchTrainer(TrainerBase):
     def _leave(self, group):
         dist.destroy_process_group()
 
-    def _parallel_runner(self, X, y, w0, b0, config, device, group):
+    def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):
         set_precision(config.tf32)
-        return DistributedRunner(X, y, w0, b0, config, _torch_device(device), group)
+        return DistributedRunner(X, y, w0, b0, config, _torch_device(device), schedule, group)
 
     def _all_reduce_sum(self, values, device):
         total = torch.from_numpy(values).to(_torch_device(device))
@@ -242,16 +333,23 @@ class TorchTrainer(TrainerBase):
         return weight.double().reshape(-1).numpy(), float(bias.double().reshape(-1)[0])
 
 
+# optimizer_state()'s entry for the scheduler, beside torch's per-parameter ones ("0", "1")
+SCHEDULER_KEY = "lr_scheduler"
+
+
 class TorchRunner:
     capturable = False
 
-    def __init__(self, X, y, w0, b0, config: TrainConfig, device: torch.device):
+    def __init__(self, X, y, w0, b0, config: TrainConfig, device, schedule: Schedule | None = None):
         dtype = _DTYPES[config.dtype]
-        self.device = device
+        self.device, self.config = device, config
         self.set_data(X, y)
-        self.model = make_linear(w0, b0, dtype, device)
-        self.loss_fn = nn.MSELoss()
-        self.optimizer = make_optimizer(self.model.parameters(), config, self.capturable)
+        self.model = make_linear(w0, b0, dtype, device, bias=config.fit_intercept)
+        self.loss_fn = make_loss(config)
+        self.optimizer = make_optimizer(decay_groups(self.model), config, self.capturable)
+        # None: a constant lr (or no schedule given), the optimizer's own, as before schedules
+        constant = schedule is None or schedule.constant
+        self.scheduler = None if constant else ScheduledLR(self.optimizer, schedule)
         self.batch_size = config.batch_size_for(len(y))
         self.clip_norm = config.clip_norm
         self.total = torch.zeros((), dtype=dtype, device=device)
@@ -280,37 +378,55 @@ class TorchRunner:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(xb), yb)
         loss.backward()
+        self.update()
+        return loss
+
+    def update(self) -> None:
+        """The step from the gradients backward left: clipped, the optimizer's, then the
+        scheduler's (torch's order: the rate it sets is the next step's)."""
         if self.clip_norm is not None:  # on the device, no host sync: a CUDA graph captures it
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
         self.optimizer.step()
-        return loss
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def optimizer_state(self) -> dict:
-        """torch.optim's per-parameter state. torch makes it at the first step; before that,
-        the zeros it will start from, so that a fresh runner shows what a checkpoint holds."""
+        """torch.optim's per-parameter state, and the scheduler's step count (its closed forms
+        need no more). torch makes the optimizer's at the first step; before that, the zeros
+        it will start from, so that a fresh runner shows what a checkpoint holds."""
         optimizer, fresh = self.optimizer, not self.optimizer.state
         if fresh:  # a twin on zero parameters, stepped once, makes the same slots
             params = [torch.zeros_like(p, requires_grad=True) for p in self.model.parameters()]
-            optimizer = type(optimizer)(params, **optimizer.defaults)
+            optimizer = make_optimizer(params, self.config, self.capturable)
             for p in params:
                 p.grad = torch.zeros_like(p)
             optimizer.step()
-        return {
+        state = {
             str(i): {k: (v.zero_() if fresh else v).detach().cpu().numpy() for k, v in s.items()}
             for i, s in optimizer.state_dict()["state"].items()
         }
+        if self.scheduler is not None:
+            state[SCHEDULER_KEY] = {"steps": self.scheduler.steps}
+        return state
 
     def load_optimizer_state(self, state: dict) -> None:
         full = self.optimizer.state_dict()  # keeps this run's param_groups (same config)
         full["state"] = {
             int(i): {k: torch.from_numpy(np.asarray(v)) for k, v in s.items()}
             for i, s in state.items()
+            if i != SCHEDULER_KEY
         }
         self.optimizer.load_state_dict(full)
+        if self.scheduler is not None:  # after the optimizer's: it sets the group's lr
+            self.scheduler.seek(int(state[SCHEDULER_KEY]["steps"]))
 
     def params(self):
         w = self.model.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
-        return w, float(self.model.bias.detach().cpu().item())
+        bias = self.model.bias
+        return w, 0.0 if bias is None else float(bias.detach().cpu().item())
 
 
 def sum_gradients(state, bucket):  # no annotations: DDP checks them, and they are strings here
@@ -322,15 +438,15 @@ def sum_gradients(state, bucket):  # no annotations: DDP checks them, and they a
 
 class DistributedRunner(TorchRunner):
     """``DistributedDataParallel`` over this worker's shard of every global batch: the loss is
-    the shard's squared errors summed over the global batch's rows, DDP sums the gradients
+    the shard's losses summed over the global batch's rows, DDP sums the gradients
     during backward, and every worker's optimizer then takes the same step."""
 
-    def __init__(self, X, y, w0, b0, config, device, group: WorkerGroup):
-        super().__init__(X, y, w0, b0, config, device)
+    def __init__(self, X, y, w0, b0, config, device, schedule, group: WorkerGroup):
+        super().__init__(X, y, w0, b0, config, device, schedule)
         self.group = group
         self.ddp = DistributedDataParallel(self.model)
         self.ddp.register_comm_hook(None, sum_gradients)
-        self.sum_loss = nn.MSELoss(reduction="sum")
+        self.sum_loss = make_loss(config, reduction="sum")
 
     def run_epoch(self, order: np.ndarray) -> float:
         rows, shard_sizes, batch_sizes = epoch_shards(
@@ -346,11 +462,9 @@ class DistributedRunner(TorchRunner):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = self.sum_loss(self.ddp(xb), yb) / global_rows
                 loss.backward()
-                if self.clip_norm is not None:  # the summed gradient: the global norm
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
-                self.optimizer.step()
+                self.update()  # clipping the summed gradient: the global norm
                 self.total.add_(loss.detach(), alpha=global_rows)
-        dist.all_reduce(self.total)  # every shard's squared errors: the epoch's loss
+        dist.all_reduce(self.total)  # every shard's losses: the epoch's loss
         return self.total.item() / len(order)
 
 
