@@ -36,7 +36,7 @@ class DlportRegressor(RegressorMixin, BaseEstimator):
 
     Parameters are ``framework`` (a name from ``dlport.framework_names()``) and the fields of
     ``dlport.TrainConfig``, with the same defaults. After ``fit``: ``coef_`` and
-    ``intercept_`` (original units), ``history_`` (training MSE per epoch, standardized
+    ``intercept_`` (original units), ``history_`` (training loss per epoch, standardized
     units), ``n_iter_`` (epochs run), ``n_features_in_``, ``feature_names_in_`` (when X has
     string column names) and ``result_`` (the ``TrainResult``, as ``dlport train`` writes).
     """

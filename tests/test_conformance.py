@@ -288,12 +288,13 @@ OPTIONS = {
     "huber-sgd": dict(optimizer="sgd", loss="huber:0.5"),
     "huber-adam": dict(optimizer="adam", loss="huber:0.5"),
     "mae-momentum": dict(optimizer="momentum", loss="mae"),
-    "adamw-clip-cosine-warmup": dict(
+    "adamw-clip-cosine-warmup-validation": dict(
         optimizer="adamw",
         weight_decay=0.5,
         clip_norm=0.5,
         lr_schedule="cosine",
         warmup_epochs=2,
+        validation=0.2,
     ),
 }
 
@@ -304,7 +305,9 @@ def test_option_matches_its_conventions_reference(trainer, reference, diabetes, 
     config = TrainConfig(epochs=EPOCHS, dtype=dtype, device="cpu", **option)
     got = trainer.fit(diabetes, config)
     want = reference.fit(diabetes, config.replace(dtype="float64"))
-    assert max_relative_difference(got.history["loss"], want.history["loss"]) < TOLERANCE[dtype]
+    assert got.history.keys() == want.history.keys()
+    for curve in got.history:  # the loss, and with --validation the held-out rows' loss
+        assert max_relative_difference(got.history[curve], want.history[curve]) < TOLERANCE[dtype]
     assert max_relative_difference(_params(got), _params(want)) < TOLERANCE[dtype]
     plain = {"optimizer": "adam" if option["optimizer"] == "adamw" else option["optimizer"]}
     without = reference.fit(diabetes, TrainConfig(epochs=EPOCHS, device="cpu", **plain))
