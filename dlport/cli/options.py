@@ -239,10 +239,8 @@ def config_to_args(config: TrainConfig) -> list[str]:
     """The `dlport train` arguments that reproduce ``config`` (the inverse of the above)."""
     args = []
     for name, value in config.to_dict().items():
-        if name in ("standardize", "fit_intercept"):
-            args += (
-                [] if value else [{"standardize": "--no-standardize"}.get(name, "--no-intercept")]
-            )
+        if name in _NEGATED:
+            args += [] if value else [_NEGATED[name]]
         elif name in ("tf32", "restore_best"):
             args += [f"--{name.replace('_', '-')}"] if value else []
         elif name == "batch_size":

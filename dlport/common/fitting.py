@@ -395,7 +395,7 @@ class TrainerBase:
         if group is not None:
             make = functools.partial(self._parallel_runner, group=group)
         n = run.data.n_samples
-        schedule = Schedule.of(config, steps_per_epoch(n, config.batch_size_for(n)))
+        schedule = Schedule.for_rows(config, n)
         runner = make(*feed.runner_arrays(), w0.astype(config.dtype), b0, config, device, schedule)
         if run.resume is not None:
             # A fresh runner's state shows the slots this run keeps: the saved one must match.

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dlport.common.batching import steps_per_epoch
 from dlport.common.errors import DlportError
 
-KINDS = ("constant", "step", "exponential", "cosine")
 _FORMS = "constant, step:EPOCHS:GAMMA, exponential:GAMMA or cosine"
 
 
@@ -78,6 +78,11 @@ class Schedule:
             config.epochs * steps_per_epoch,
             config.warmup_epochs * steps_per_epoch,
         )
+
+    @classmethod
+    def for_rows(cls, config, rows: int) -> Schedule:
+        """The schedule of a run of ``config`` on ``rows`` rows."""
+        return cls.of(config, steps_per_epoch(rows, config.batch_size_for(rows)))
 
     @property
     def constant(self) -> bool:

@@ -47,7 +47,6 @@ class Validation(Callback):
     def __init__(self, held_out: Dataset, to_training_units):
         self.held_out = held_out
         self.to_training_units = to_training_units  # (X, y) -> standardized, in the run's dtype
-        self.metrics: dict[str, float] = {}
 
     def on_train_begin(self, run):
         self.X, self.y = self.to_training_units(self.held_out.X, self.held_out.y)

@@ -18,7 +18,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dlport.common.atomic import write_bytes_atomic
-from dlport.common.batching import epoch_shards, steps_per_epoch
+from dlport.common.batching import epoch_shards
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import COUPLED, Conventions
 from dlport.common.errors import DlportError
@@ -237,7 +237,7 @@ class JaxRunner(ScanEpochs):
     def _optimize(self, config: TrainConfig, schedule: Schedule | None, rows: int) -> None:
         """The optimizer, at ``schedule``'s rates (default: the config's, over these rows)."""
         if schedule is None:
-            schedule = Schedule.of(config, steps_per_epoch(rows, config.batch_size_for(rows)))
+            schedule = Schedule.for_rows(config, rows)
         self.rate = optax_learning_rate(config, schedule)
         self.optimizer = make_optimizer(config, self.rate)
 

@@ -58,7 +58,7 @@ with warnings.catch_warnings():
     from mxnet import autograd, gluon, nd  # noqa: E402
 
 from dlport.common.atomic import write_bytes_atomic  # noqa: E402
-from dlport.common.batching import epoch_shards, steps_per_epoch  # noqa: E402
+from dlport.common.batching import epoch_shards  # noqa: E402
 from dlport.common.config import TrainConfig  # noqa: E402
 from dlport.common.conventions import ADAM_EPS_HAT, Conventions  # noqa: E402
 from dlport.common.errors import DlportError  # noqa: E402
@@ -471,7 +471,7 @@ class MXNetRunner:
         self.ctx, self.dtype = ctx, dtype
         self.batch_size = config.batch_size_for(len(y))
         if schedule is None:  # the config's own (only a constant rate in callers without one)
-            schedule = Schedule.of(config, steps_per_epoch(len(y), self.batch_size))
+            schedule = Schedule.for_rows(config, len(y))
         self.set_data(X, y)
         # Through the origin (not fit_intercept): no bias parameter at all, only the weight.
         self.net = make_dense(w0, b0, dtype, ctx, use_bias=config.fit_intercept)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlport.common.batching import iter_batches, steps_per_epoch
+from dlport.common.batching import iter_batches
 from dlport.common.config import TrainConfig
 from dlport.common.conventions import ADAM_EPS_HAT, CANONICAL, DECOUPLED, Conventions
 from dlport.common.fitting import TrainerBase
@@ -56,7 +56,7 @@ class ReferenceRunner:
         self.dtype = X.dtype.type
         self.theta = np.append(w0, b0).astype(X.dtype)
         self.batch_size = config.batch_size_for(len(y))
-        self.schedule = schedule or Schedule.of(config, steps_per_epoch(len(y), self.batch_size))
+        self.schedule = schedule or Schedule.for_rows(config, len(y))
         self.loss = parse_loss(config.loss)
         self.buf = np.zeros_like(self.theta)  # momentum buffer, or Adam's first moment
         self.second = np.zeros_like(self.theta)  # Adam's second moment
