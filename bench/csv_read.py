@@ -28,6 +28,9 @@ def main() -> int:
                 np.savetxt(fh, rng.normal(size=(500_000, 11)), delimiter=",", fmt="%.17g")
     path.read_bytes()  # into the page cache, for both readers alike
     from dlport.common import data
+    from dlport.common.hugepages import avoid_hugepage_stalls
+
+    avoid_hugepage_stalls()  # as `dlport train` runs
 
     runs = []
     for _ in range(3):

@@ -468,7 +468,7 @@ def test_training_arrays_in_blocks_equal_the_whole_transform(monkeypatch, dtype)
 
     data = load_dataset("synthetic:n=100,d=3,noise=0.1,seed=1")
     scaler = Standardizer.fit(data.X, data.y)
-    monkeypatch.setattr(fitting, "_ROWS_PER_BLOCK", 7)  # 15 blocks, the last one of 2 rows
+    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 7 * 8 * 3)  # 15 blocks of 7 rows, the last 2
     Xs, ys = fitting._training_arrays(scaler, data, TrainConfig(dtype=dtype))
     want_X, want_y = scaler.transform(data.X, data.y)
     assert Xs.dtype == ys.dtype == np.dtype(dtype)
@@ -484,7 +484,7 @@ def test_training_arrays_refuse_a_late_block_that_overflows_float32(monkeypatch)
     X = np.zeros((20, 1))
     X[17, 0] = 1e300  # in the third block of 7
     data = Dataset(X, np.arange(20.0), ("x",), "y", "big")
-    monkeypatch.setattr(fitting, "_ROWS_PER_BLOCK", 7)
+    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 7 * 8)  # blocks of 7 rows
     config = TrainConfig(dtype="float32", standardize=False)
     with pytest.raises(DlportError, match="a value of magnitude 1e[+]300 overflows float32"):
         fitting._training_arrays(Standardizer.identity(1), data, config)

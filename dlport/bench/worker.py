@@ -23,6 +23,7 @@ from dlport.common.batching import steps_per_epoch
 from dlport.common.callbacks import StopWhen
 from dlport.common.config import TrainConfig
 from dlport.common.data import load_dataset
+from dlport.common.hugepages import avoid_hugepage_stalls
 from dlport.common.fitting import MemoryFeed, with_intercept
 from dlport.common.registry import get_trainer
 from dlport.common.standardize import Standardizer
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("--tf32", action="store_true", help="GPU, float32: allow TF32 matmuls")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
+    avoid_hugepage_stalls()
     figures = measure(
         args.framework, args.workload, args.device, args.dtype, args.repeats, args.tf32
     )

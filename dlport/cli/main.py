@@ -9,9 +9,11 @@ import sys
 from dlport.cli.output import reader_gone
 from dlport.cli.parser import build_parser
 from dlport.common.errors import DlportError, Interrupted
+from dlport.common.hugepages import avoid_hugepage_stalls
 
 
 def main(argv: list[str] | None = None) -> int:
+    avoid_hugepage_stalls()
     terminated = False
 
     def on_sigterm(signum, frame):

@@ -96,21 +96,25 @@ def checked_names(table, source: str, check_names) -> list[str]:
 def float64_columns(table, columns: list[int] | None = None) -> np.ndarray:
     """The table's columns (all, or these) as one C-ordered (rows, columns) float64 array.
 
-    A record batch at a time: its columns copied into a (columns, rows) buffer, contiguous
-    writes, then transposed into place. Writing each column straight into the C-ordered
-    array is a strided write per value: 9x slower on a 1 GB CSV's 5M x 11 values.
+    Each record batch's columns written into place a tile of rows at a time: the tile's rows
+    stay in cache across its columns' strided writes, and no buffer is allocated per batch
+    (a fresh buffer per batch cost 7x the copy itself on a 1 GB CSV's 5M x 11 values).
     """
     columns = list(range(table.num_columns)) if columns is None else columns
     values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
     first = 0
     for batch in table.to_batches():
-        rows = batch.num_rows
-        buffer = np.empty((len(columns), rows))
-        for k, j in enumerate(columns):
-            buffer[k] = batch.column(j).to_numpy(zero_copy_only=False)
-        values[first : first + rows] = buffer.T
-        first += rows
+        arrays = [batch.column(j).to_numpy(zero_copy_only=False) for j in columns]
+        for start in range(0, batch.num_rows, _TILE_ROWS):
+            end = min(start + _TILE_ROWS, batch.num_rows)
+            tile = values[first + start : first + end]
+            for k, array in enumerate(arrays):
+                tile[:, k] = array[start:end]
+        first += batch.num_rows
     return values
+
+
+_TILE_ROWS = 8192
 
 
 def csv_table(source):

@@ -528,8 +528,9 @@ class StreamFeed:
 # Rows per block of the exact solver's pass: a framework call per block, and the block's
 # float64 copy (for float32 data) at most 64 MB at 64 features.
 _GRAM_ROWS = 1 << 17
-# Rows standardized at a time: the float64 temporaries stay a few MB, whatever the data's size.
-_ROWS_PER_BLOCK = 1 << 15
+# Bytes of float64 features standardized at a time: the block's float64 deviations stay in
+# the core's cache between the subtraction and the division that casts them.
+_BYTES_PER_BLOCK = 1 << 20
 
 
 def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
@@ -540,8 +541,9 @@ def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
     """
     n, d = data.X.shape
     Xs, ys = np.empty((n, d), dtype=config.dtype), np.empty(n, dtype=config.dtype)
-    for start in range(0, n, _ROWS_PER_BLOCK):
-        rows = slice(start, start + _ROWS_PER_BLOCK)
+    rows_per_block = max(1, _BYTES_PER_BLOCK // (8 * d))
+    for start in range(0, n, rows_per_block):
+        rows = slice(start, start + rows_per_block)
         _standardized_block(
             scaler, data.X[rows], data.y[rows], config, data.source, out=(Xs[rows], ys[rows])
         )
@@ -549,30 +551,41 @@ def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
 
 
 def _standardized_block(scaler: Standardizer, X, y, config: TrainConfig, source: str, out=None):
-    """One block standardized in float64 and cast to the run's dtype, which must hold it;
-    written into ``out`` (two arrays of the block's shape) when given, else returned."""
-    wide = out is not None and config.dtype == "float64"  # standardize in place, no copy
+    """One block standardized in float64 and rounded once to the run's dtype, which must hold
+    it; written into ``out`` (two arrays of the block's shape) when given, else returned.
+
+    float64 is standardized in place; float32 is divided straight into the output (the
+    float64 quotient rounded as it is stored, as ``astype`` would), with no float64 copy kept.
+    """
+    if out is None:
+        out = np.empty(X.shape, config.dtype), np.empty(y.shape, config.dtype)
+    parts = ((X, scaler.x_mean, scaler.x_scale, out[0]), (y, scaler.y_mean, scaler.y_scale, out[1]))
     with np.errstate(over="ignore", invalid="ignore"):
-        xb = np.subtract(X, scaler.x_mean, out=out[0] if wide else None)
-        xb /= scaler.x_scale
-        yb = np.subtract(y, scaler.y_mean, out=out[1] if wide else None)
-        yb /= scaler.y_scale
-        # min and max see a NaN or an inf (the overflow of a huge value), and bound |value|.
+        for values, mean, scale, into in parts:
+            if into.dtype == np.float64:
+                np.divide(np.subtract(values, mean, out=into), scale, out=into)
+            else:
+                np.divide(values - mean, scale, out=into, casting="same_kind")
+        # min and max see a NaN or an inf (an overflow), and bound |value|.
+        low, high = min(out[0].min(), out[1].min()), max(out[0].max(), out[1].max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        _refuse_unrepresentable(scaler, X, y, config, source)
+    return out
+
+
+def _refuse_unrepresentable(scaler: Standardizer, X, y, config: TrainConfig, source: str):
+    """The block standardized to an inf or NaN: name whether float64 overflowed or the run's
+    dtype cannot hold a value, and the fix."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        xb, yb = scaler.transform(X, y)
         low, high = min(xb.min(), yb.min()), max(xb.max(), yb.max())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise DlportError(f"{source}: values too large to standardize in float64; rescale the data")
-    largest, limit = max(-low, high), float(np.finfo(config.dtype).max)
-    if largest > limit:
-        hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
-        raise DlportError(
-            f"{source}: a value of magnitude {largest:.3g} overflows {config.dtype} "
-            f"(max {limit:.3g}); {hint}"
-        )
-    if out is None:
-        return xb.astype(config.dtype, copy=False), yb.astype(config.dtype, copy=False)
-    if not wide:
-        out[0][...], out[1][...] = xb, yb
-    return out
+    hint = "use --dtype float64" + ("" if config.standardize else " or drop --no-standardize")
+    raise DlportError(
+        f"{source}: a value of magnitude {max(-low, high):.3g} overflows {config.dtype} "
+        f"(max {float(np.finfo(config.dtype).max):.3g}); {hint}"
+    )
 
 
 def streamed_metrics(sums: dict[str, float]) -> dict[str, float]:
