@@ -152,3 +152,26 @@ def test_unsupported_pythons_are_named_per_registered_framework():
     assert unsupported_reason("torch", (3, 13, 0)) is None
     reason = unsupported_reason("mxnet", (3, 13, 0))
     assert reason.startswith("mxnet on Python 3.13: ") and "Python 3.10-3.12" in reason
+
+
+@pytest.mark.parametrize(("given", "advised"), [(None, False), ("1", True)])
+def test_numpy_huge_page_advice_is_off_unless_the_user_set_numpys_switch(given, advised):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, os\n"
+        "from dlport.common.hugepages import VARIABLE, avoid_hugepage_stalls, set_advice\n"
+        "avoid_hugepage_stalls()\n"
+        "print(json.dumps([os.environ[VARIABLE], set_advice(True)]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    # The children dlport starts inherit the switch; this process's NumPy follows it.
+    assert json.loads(out.stdout) == [given or "0", advised]

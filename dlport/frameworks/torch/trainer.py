@@ -251,9 +251,11 @@ class TorchTrainer(TrainerBase):
 
     def _gram(self, X, y, device):
         dev = _torch_device(device)
-        A = torch.from_numpy(X).to(dev, torch.float64)
-        b = torch.from_numpy(y).to(dev, torch.float64)
-        return (A.T @ A).cpu(), A.sum(0).cpu(), (A.T @ b).cpu(), b.sum().item()
+        A = torch.empty((len(X), X.shape[1] + 2), dtype=torch.float64, device=dev)
+        A[:, :-2].copy_(torch.from_numpy(X))
+        A[:, -2] = 1.0
+        A[:, -1].copy_(torch.from_numpy(y))
+        return (A.T @ A).cpu()
 
     def _solve_gram(self, A, b, device):
         dev = _torch_device(device)
