@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -155,23 +157,20 @@ def test_unsupported_pythons_are_named_per_registered_framework():
 
 
 @pytest.mark.parametrize(("given", "advised"), [(None, False), ("1", True)])
-def test_numpy_huge_page_advice_is_off_unless_the_user_set_numpys_switch(given, advised):
-    import json
-    import os
-    import subprocess
-    import sys
+def test_numpy_huge_page_advice_is_off_unless_the_user_set_numpys_switch(
+    given, advised, monkeypatch
+):
+    from dlport.common.hugepages import VARIABLE, avoid_hugepage_stalls, set_advice
 
-    code = (
-        "import json, os\n"
-        "from dlport.common.hugepages import VARIABLE, avoid_hugepage_stalls, set_advice\n"
-        "avoid_hugepage_stalls()\n"
-        "print(json.dumps([os.environ[VARIABLE], set_advice(True)]))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    if given is not None:
-        env["NUMPY_MADVISE_HUGEPAGE"] = given
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    # The children dlport starts inherit the switch; this process's NumPy follows it.
-    assert json.loads(out.stdout) == [given or "0", advised]
+    assert VARIABLE == "NUMPY_MADVISE_HUGEPAGE"  # NumPy's own name: children read it at import
+    before = set_advice(advised)  # this process as NumPy would have started under `given`
+    try:
+        if given is None:
+            monkeypatch.delenv(VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(VARIABLE, given)
+        avoid_hugepage_stalls()
+        assert os.environ[VARIABLE] == (given or "0")  # inherited by the children dlport starts
+        assert set_advice(True) is advised  # the state avoid_hugepage_stalls left here
+    finally:
+        set_advice(before)
