@@ -5,6 +5,11 @@
   the bias correction; Adam (and adamw without the convention) rounds their product once.
 - ``NumpyTrainer._solve_exact`` truncates singular values with the cutoff of the design's own
   dtype (``rank_cutoff``), and ``_gram`` is the block's [X 1 y]^T [X 1 y].
+- A float32 run with weight decay stays float32 (its decay mask too); the trainer's runner
+  steps at the schedule ``fit`` gives it; NumPy's only device is the CPU.
+- Weight decay coupled (torch) or decoupled (Keras) through momentum; mae's and huber's
+  slopes; Keras/MXNet's lr-inside momentum under a schedule (and Adam untouched by it);
+  MXNet's Nesterov buffer that takes the decay of the new weight.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import numpy as np
 import pytest
 
 from dlport.common.config import TrainConfig
-from dlport.common.conventions import ADAM_EPS_HAT, Conventions
+from dlport.common.conventions import ADAM_EPS_HAT, COUPLED, DECOUPLED, Conventions
 from dlport.common.metrics import max_relative_difference
+from dlport.common.schedules import Schedule
 from dlport.common.solve import rank_cutoff
 from dlport.frameworks.numpy.trainer import NumpyTrainer, ReferenceRunner
 
@@ -93,3 +99,128 @@ def test_gram_is_the_blocks_design_with_a_ones_column_and_the_target_beside_it(d
     assert gram.dtype == np.float64
     np.testing.assert_allclose(gram, A.T @ A, rtol=1e-12)
     assert gram[-2, -2] == len(yd)  # the intercept column's squared norm: n ones
+
+
+def test_a_float32_run_with_weight_decay_keeps_its_optimizer_state_in_float32():
+    X32, Y32, W32 = X.astype(np.float32), Y.astype(np.float32), W0.astype(np.float32)
+    config = TrainConfig(optimizer="adam", dtype="float32", weight_decay=0.1)
+    runner = ReferenceRunner(X32, Y32, W32, B0, config, Conventions())
+    runner.step(X32, Y32)
+    state = runner.optimizer_state()
+    assert runner.decay_mask.dtype == np.float32
+    assert state["first"].dtype == state["second"].dtype == runner.theta.dtype == np.float32
+
+
+def test_the_trainers_runner_steps_at_the_schedule_it_is_given():
+    # fit passes the schedule of the whole dataset's rows; the runner may see fewer (a window).
+    config = TrainConfig(lr=0.1, lr_schedule="cosine", epochs=4, batch_size=4)
+    schedule = Schedule.for_rows(config, 400)  # 100 steps per epoch, where X has 3
+    runner = NumpyTrainer()._runner(X, Y, W0, B0, config, "cpu", schedule)
+    assert runner.schedule is schedule
+    for _ in range(3):
+        runner.step(X[:4], Y[:4])
+    assert runner.learning_rate() == schedule.rate(3) != Schedule.for_rows(config, 12).rate(3)
+
+
+def test_numpy_runs_on_the_cpu_only():
+    assert NumpyTrainer().devices() == ["cpu"]
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_momentums_weight_decay_is_coupled_or_decoupled_as_the_convention_says(decoupled):
+    # coupled (torch): g += wd*w, then b = mu*b + g; decoupled (Keras): w -= lr*wd*w first.
+    lr, mu, wd, mask = 0.05, 0.8, 0.1, np.array([1.0, 1.0, 1.0, 0.0])
+    theta, b = np.append(W0, B0), np.zeros(4)
+    for _ in range(STEPS):
+        r = X @ theta[:-1] + theta[-1] - Y
+        g = np.append(X.T @ (2 * r), np.sum(2 * r)) / len(Y)
+        if decoupled:
+            theta = theta - lr * wd * mask * theta
+        else:
+            g = g + wd * mask * theta
+        b = mu * b + g
+        theta = theta - lr * b
+    config = TrainConfig(optimizer="momentum", lr=lr, momentum=mu, weight_decay=wd)
+    conventions = Conventions(weight_decay=DECOUPLED if decoupled else COUPLED)
+    runner = ReferenceRunner(X, Y, W0, B0, config, conventions)
+    for _ in range(STEPS):
+        runner.step(X, Y)
+    assert max_relative_difference(runner.theta, theta) < 1e-13
+
+
+def run_steps(config, conventions, steps=STEPS):
+    runner = ReferenceRunner(X, Y, W0, B0, config, conventions)
+    losses = [runner.step(X, Y) for _ in range(steps)]
+    return runner.theta, losses
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber:0.5"])
+def test_mae_and_huber_steps_follow_their_slopes(loss):
+    # d loss / d prediction: sign(r) for mae, clip(r, -delta, delta) for huber.
+    lr, theta = 0.1, np.append(W0, B0)
+    r = X @ W0 + B0 - Y
+    assert (r > 0.5).any() and (r < -0.5).any() and (np.abs(r) < 0.5).any()
+    for _ in range(STEPS):
+        r = X @ theta[:-1] + theta[-1] - Y
+        slope = np.sign(r) if loss == "mae" else np.clip(r, -0.5, 0.5)
+        theta = theta - lr * np.append(X.T @ slope, np.sum(slope)) / len(Y)
+    got, losses = run_steps(TrainConfig(lr=lr, loss=loss), Conventions())
+    assert max_relative_difference(got, theta) < 1e-14
+    r0 = X @ W0 + B0 - Y
+    first = (
+        np.abs(r0)
+        if loss == "mae"
+        else np.where(np.abs(r0) <= 0.5, r0**2 / 2, 0.5 * (np.abs(r0) - 0.25))
+    )
+    assert losses[0] == pytest.approx(first.mean(), rel=1e-14)
+
+
+SCHEDULED = {"lr": 0.05, "momentum": 0.8, "lr_schedule": "cosine", "epochs": 10}
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov"])
+def test_lr_inside_momentum_accumulates_scheduled_steps(optimizer):
+    # Keras/MXNet: m = mu*m + lr_t*g; p -= m (nesterov: p -= mu*m + lr_t*g); full batch, so the
+    # cosine schedule changes lr_t at every step.
+    config = TrainConfig(optimizer=optimizer, **SCHEDULED)
+    schedule = Schedule.for_rows(config, len(Y))
+    theta, m = np.append(W0, B0), np.zeros(4)
+    for t in range(STEPS):
+        r = X @ theta[:-1] + theta[-1] - Y
+        g = np.append(X.T @ (2 * r), np.sum(2 * r)) / len(Y)
+        lr = schedule.rate(t)
+        m = 0.8 * m + lr * g
+        theta = theta - (0.8 * m + lr * g if optimizer == "nesterov" else m)
+    assert schedule.rate(1) != schedule.rate(2)
+    got, _ = run_steps(config, Conventions(momentum_lr_inside=True))
+    assert max_relative_difference(got, theta) < 1e-13
+    canonical, _ = run_steps(config, Conventions())  # torch's form differs under a schedule
+    assert max_relative_difference(canonical, theta) > 1e-6
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_lr_inside_momentum_leaves_adam_alone(optimizer):
+    config = TrainConfig(optimizer=optimizer, **SCHEDULED)
+    lr_inside, _ = run_steps(config, Conventions(momentum_lr_inside=True))
+    canonical, _ = run_steps(config, Conventions())
+    np.testing.assert_array_equal(lr_inside, canonical)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov"])
+def test_mxnets_nesterov_buffer_takes_the_decay_of_the_new_weight(optimizer):
+    # MXNet's in-place nag_mom_update: after p -= step, m -= lr*wd*step (so that its wd*w reads
+    # the new weight); momentum's buffer is untouched.
+    lr, mu, wd, mask = 0.05, 0.8, 0.1, np.array([1.0, 1.0, 1.0, 0.0])
+    theta, m = np.append(W0, B0), np.zeros(4)
+    for _ in range(STEPS):
+        r = X @ theta[:-1] + theta[-1] - Y
+        g = np.append(X.T @ (2 * r), np.sum(2 * r)) / len(Y) + wd * mask * theta
+        m = mu * m + lr * g
+        step = mu * m + lr * g if optimizer == "nesterov" else m
+        theta = theta - step
+        if optimizer == "nesterov":
+            m = m - lr * wd * mask * step
+    config = TrainConfig(optimizer=optimizer, lr=lr, momentum=mu, weight_decay=wd)
+    mxnet = Conventions(momentum_lr_inside=True, nesterov_decay_reads_new_weight=True)
+    got, _ = run_steps(config, mxnet)
+    assert max_relative_difference(got, theta) < 1e-13
