@@ -116,8 +116,10 @@ class TrainerBase:
         ``_leave`` after the run."""
         raise NotImplementedError
 
-    def _leave(self, group: WorkerGroup) -> None:
-        pass
+    def _leave(self, group: WorkerGroup, finished: bool) -> None:
+        """Leave the engine's group after the run. ``finished``: this rank's run ended
+        normally, so it may wait for its peers (a failed rank is not waited for: the launcher
+        stops the others)."""
 
     def _parallel_runner(
         self, X, y, w0, b0, config, device, schedule, group: WorkerGroup
@@ -232,10 +234,13 @@ class TrainerBase:
         if group is None:
             return self._fit(data, config, callbacks, resume, None)
         self._join(group, config.device)  # before the framework looks at its devices (JAX)
+        finished = False
         try:
-            return self._fit(data, config, callbacks, resume, group)
+            result = self._fit(data, config, callbacks, resume, group)
+            finished = True
+            return result
         finally:
-            self._leave(group)
+            self._leave(group, finished)
 
     def _fit(self, data, config: TrainConfig, callbacks, resume, group) -> TrainResult:
         device = self.resolve_device(config.device)

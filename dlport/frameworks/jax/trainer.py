@@ -183,7 +183,7 @@ class JaxTrainer(TrainerBase):
         )
         self.mesh = jax.make_mesh((group.world,), ("workers",), devices=jax.devices())
 
-    def _leave(self, group):
+    def _leave(self, group, finished):
         jax.distributed.shutdown()
 
     def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):

@@ -237,7 +237,12 @@ class TorchTrainer(TrainerBase):
             timeout=datetime.timedelta(seconds=group.timeout),
         )
 
-    def _leave(self, group):
+    def _leave(self, group, finished):
+        # Rank 0 hosts the rendezvous store: a rank tearing gloo down while a peer is still in
+        # its last collective can abort that peer ("terminate called without an active
+        # exception", SIGABRT, seen once in 2-worker CI runs). A finished run meets first.
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
     def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):
