@@ -98,9 +98,9 @@ def test_a_large_csv_past_memory_is_refused_before_pyarrow_reads_it(tmp_path, mo
     size = os.path.getsize(path)
     monkeypatch.setattr(data_module, "ARROW_CSV_FROM", 0)
     memory["bytes"] = 100
-    assert refused(load_dataset, path) == (
+    assert refused(load_dataset, path, max_memory="1GB") == (
         f"{path} needs {2 * size / 1e6:.1f} MB of memory (at least 2x its size) but 0.0 MB is "
-        "available; use a smaller file"
+        "available; lower --max-memory so that it streams"
     )
     assert calls == []
 

@@ -395,12 +395,13 @@ def test_data_larger_than_memory_is_refused_exactly(tmp_path, memory):
     streamed = load_dataset("synthetic:n=1000000,d=1,seed=1")
     assert (type(streamed).__name__, streamed.max_memory) == ("StreamedDataset", 4_000_000)
     memory["bytes"] = 100
-    path = write(tmp_path, "d.csv", "a,b\n1,2\n" * 10)
+    path = write(tmp_path, "d.csv", "a,b\n" + "1,2\n" * 30)
     size = os.path.getsize(path)
-    assert refused(load_dataset, path) == (
+    assert refused(load_dataset, path, max_memory="1GB") == (
         f"{path} needs {2 * size / 1e6:.1f} MB of memory (at least 2x its size) but 0.0 MB is "
-        "available; use a smaller file"
+        "available; lower --max-memory so that it streams"
     )
+    assert load_dataset(path).n_samples == 30  # past half of what is available: streamed
     arrays = npz(tmp_path, X=np.ones((100, 2)), y=np.ones(100))
     assert refused(load_dataset, arrays) == (
         f"{arrays} needs 0.0 MB of memory (its arrays alone) but 0.0 MB is available; "
@@ -553,7 +554,7 @@ def test_a_gzip_file_is_sized_by_its_trailer_before_it_is_decompressed(tmp_path,
     memory["bytes"] = 2_000_007  # 2x the decompressed size, minus one
     assert refused(load_dataset, str(path)) == (
         f"{path} needs 2.0 MB of memory (at least 2x its size) but 2.0 MB is available; "
-        "use a smaller file"
+        "decompress it (gunzip): a plain CSV past --max-memory streams"
     )
     memory["bytes"] = 2_000_008
     assert load_dataset(str(path)).n_samples == 250_000

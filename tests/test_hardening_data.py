@@ -207,7 +207,8 @@ def test_csv_larger_than_memory_is_refused(tmp_path, monkeypatch):
     path.write_text("a,b\n" + "1,2\n" * 1000)
     monkeypatch.setattr(data_module, "available_memory", lambda: 1000)
     with pytest.raises(DlportError, match="needs .* of memory"):
-        load_dataset(str(path))
+        load_dataset(str(path), max_memory="1GB")
+    assert load_dataset(str(path)).n_samples == 1000  # past half of it: streamed
 
 
 # -- 5. values whose arithmetic overflows float64 -----------------------------------------------

@@ -239,17 +239,11 @@ class ParquetBlocks:
                     f"{self.path}, column {name!r}: data row {row + 1} is empty; "
                     "drop or impute those rows"
                 )
+        from dlport.common.stream import check_finite
+
         X = float64_columns(table, self.features)
         y = float64_columns(table, [self.target])[:, 0]
-        for values, what in ((X, "features"), (y, "target")):
-            bad = ~np.isfinite(values)
-            if bad.any():
-                row = first + int(np.argwhere(bad)[0][0])
-                raise DlportError(
-                    f"{self.path}: {what} contain NaN or inf (first at data row {row + 1}); "
-                    "drop or impute those rows"
-                )
-        return X, y
+        return check_finite(str(self.path), first, X, y)
 
     def read_target(self, block: int) -> np.ndarray:
         column = self._table(block, [self.target_name]).column(0)

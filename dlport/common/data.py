@@ -23,6 +23,7 @@ import numpy as np
 
 from dlport.common import arrow
 from dlport.common.atomic import write_bytes_atomic
+from dlport.common.csv_blocks import estimated_shape
 from dlport.common.errors import DlportError
 
 BUNDLED = ("diabetes",)
@@ -97,6 +98,10 @@ def load_dataset(spec, target: str | None = None, *, max_memory=None):
         parquet = arrow.is_arrow_path(path) and path.suffix.lower() not in arrow.IPC_SUFFIXES
         if parquet and stream.in_memory_bytes(*arrow.parquet_shape(path)) > budget:
             return stream.parquet_stream(path, target, budget)
+        # A gzip CSV cannot be read a range at a time: it is read whole, as before.
+        shape = _is_csv(path) and path.suffix.lower() != ".gz" and estimated_shape(path)
+        if shape and stream.in_memory_bytes(*shape) > budget:
+            return stream.csv_stream(path, target, budget, shape[1])
     data = _load(spec, target)
     n, d = data.X.shape
     if stream.in_memory_bytes(n, d + 1) <= budget:
@@ -145,6 +150,11 @@ def _load(spec, target: str | None) -> Dataset:
     )
 
 
+def _is_csv(path: Path) -> bool:
+    """A file read as CSV: any but .npz and the Arrow formats, whatever its name."""
+    return path.is_file() and path.suffix.lower() != ".npz" and not arrow.is_arrow_path(path)
+
+
 def _no_target(target: str | None, spec: str, why: str) -> None:
     if target is not None:
         raise DlportError(f"a target column does not apply to {spec}: it {why}; drop --target")
@@ -168,12 +178,8 @@ def _csv_size(path: Path) -> int:
 def _read_file(path: Path) -> bytes:
     """The file's bytes; a .gz file's decompressed, sized first by its gzip trailer (the
     length mod 2^32: a lower bound beyond 4 GB, as the compressed size is)."""
-    gz, size = path.suffix.lower() == ".gz", _csv_size(path)
-    need = size * CSV_MEMORY_FACTOR
-    _check_memory(
-        need, str(path), f" (at least {CSV_MEMORY_FACTOR}x its size)", "use a smaller file"
-    )
-    if not gz:
+    _check_csv_memory(path, str(path))
+    if path.suffix.lower() != ".gz":
         return path.read_bytes()
     try:
         return gzip.decompress(path.read_bytes())
@@ -181,6 +187,17 @@ def _read_file(path: Path) -> bytes:
         raise DlportError(
             f"cannot decompress {path} ({exc}); give a gzip file or plain CSV"
         ) from None
+
+
+def _check_csv_memory(path: Path, source: str) -> None:
+    """Parsing a CSV whole holds at least twice its size; past memory it must stream."""
+    fix = (
+        "decompress it (gunzip): a plain CSV past --max-memory streams"
+        if path.suffix.lower() == ".gz"
+        else "lower --max-memory so that it streams"
+    )
+    need = _csv_size(path) * CSV_MEMORY_FACTOR
+    _check_memory(need, source, f" (at least {CSV_MEMORY_FACTOR}x its size)", fix)
 
 
 def available_memory() -> int | None:
@@ -248,15 +265,9 @@ def make_synthetic(spec: str) -> Dataset:
 def _arrow_csv(path: Path, source: str):
     """A large, plainly numeric CSV file read by pyarrow from the file itself (no copy of its
     bytes held); None for a small or not plainly numeric one."""
-    size = _csv_size(path)
-    if size < ARROW_CSV_FROM:
+    if _csv_size(path) < ARROW_CSV_FROM:
         return None
-    _check_memory(
-        size * CSV_MEMORY_FACTOR,
-        source,
-        f" (at least {CSV_MEMORY_FACTOR}x its size)",
-        "use a smaller file",
-    )
+    _check_csv_memory(path, source)
     table = arrow.csv_table(str(path))
     if table is not None:
         _checked_names(table.column_names, source)
@@ -272,8 +283,10 @@ def _read_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
     return _parse_csv(raw, source)
 
 
-def _parse_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
-    """Python's csv module, a cell at a time: slow, exact about the line and cell it refuses."""
+def _parse_csv(raw: bytes, source: str, line_offset: int = 0) -> tuple[list[str], np.ndarray]:
+    """Python's csv module, a cell at a time: slow, exact about the line and cell it refuses.
+    ``line_offset`` is added to the line numbers it names (``raw``: a header, then lines from
+    further down the file)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -290,7 +303,7 @@ def _parse_csv(raw: bytes, source: str) -> tuple[list[str], np.ndarray]:
             if header is None:
                 header = _checked_names([name.strip() for name in row], source)
                 continue
-            line = reader.line_num
+            line = reader.line_num + line_offset
             if len(row) != len(header):
                 raise DlportError(
                     f"{source} line {line} has {len(row)} fields, the header has {len(header)}; "

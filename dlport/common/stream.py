@@ -125,13 +125,13 @@ class StreamedDataset:
         """Per-column moments of X and y, merged block by block: the streaming pass that also
         checks every value (and whose float64 sums must not overflow)."""
         x = y = Moments(0, np.zeros(0), np.zeros(0))
-        for Xb, yb in self.iter_blocks():
-            x, y = x.merge(Moments.of(Xb)), y.merge(Moments.of(yb))
-            self._x_digest.update(np.ascontiguousarray(Xb).data)
-        names = [*self.feature_names, self.target_name]
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            for Xb, yb in self.iter_blocks():
+                x, y = x.merge(Moments.of(Xb)), y.merge(Moments.of(yb))
+                self._x_digest.update(np.ascontiguousarray(Xb).data)
             bad = ~np.isfinite(np.concatenate([x.std(), y.std(), x.mean, y.mean]))
         if bad.any():
+            names = [*self.feature_names, self.target_name]
             name = names[int(np.flatnonzero(bad)[0]) % len(names)]
             raise DlportError(
                 f"{self.source}: column {name!r} overflows float64 arithmetic (its mean or "
@@ -232,15 +232,46 @@ def stream_arrays(X: np.ndarray, y: np.ndarray, names, target: str, source: str,
 def parquet_stream(path: Path, target: str | None, max_memory: int) -> StreamedDataset:
     from dlport.common.arrow import ParquetBlocks
 
-    blocks = ParquetBlocks(path, target)
+    fix = "rewrite the file with smaller row groups (pyarrow: row_group_size)"
+    return _blocks_stream(ParquetBlocks(path, target), "a row group", fix, max_memory)
+
+
+def csv_stream(path: Path, target: str | None, max_memory: int, columns: int) -> StreamedDataset:
+    """A plain CSV in byte ranges of at most half a window of rows each."""
+    from dlport.common.csv_blocks import CsvBlocks
+
+    blocks = CsvBlocks(path, target, max(1, window_rows_for(max_memory, columns) // 2))
+    return _blocks_stream(blocks, "a block", "", max_memory)
+
+
+def _blocks_stream(blocks, what: str, fix: str, max_memory: int) -> StreamedDataset:
     window = window_rows_for(max_memory, len(blocks.names))
     largest = max(blocks.block_rows)
     if largest > window:
         raise DlportError(
-            f"{path}: a row group has {largest} rows but --max-memory {format_size(max_memory)} "
-            f"holds {window} rows at a time; raise --max-memory, or rewrite the file with "
-            "smaller row groups (pyarrow: row_group_size)"
+            f"{blocks.path}: {what} has {largest} rows but --max-memory "
+            f"{format_size(max_memory)} holds {window} rows at a time; raise --max-memory"
+            + (f", or {fix}" if fix else "")
         )
     return StreamedDataset(
-        blocks, window, tuple(blocks.feature_names), blocks.target_name, str(path), max_memory
+        blocks,
+        window,
+        tuple(blocks.feature_names),
+        blocks.target_name,
+        str(blocks.path),
+        max_memory,
     )
+
+
+def check_finite(source: str, first_row: int, X: np.ndarray, y: np.ndarray):
+    """A block's (X, y), refused where a value is NaN or inf, naming its row in the whole file
+    (``first_row``: the block's first)."""
+    for values, what in ((X, "features"), (y, "target")):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = first_row + int(np.argwhere(bad)[0][0])
+            raise DlportError(
+                f"{source}: {what} contain NaN or inf (first at data row {row + 1}); "
+                "drop or impute those rows"
+            )
+    return X, y

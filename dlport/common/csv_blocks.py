@@ -1,0 +1,166 @@
+"""A CSV file larger than memory, read as byte ranges of whole lines: the blocks of a streamed
+dataset (docs/design.md, "Data larger than memory").
+
+A range is parsed by ``pyarrow.csv`` each time it is read; where pyarrow refuses it, dlport's
+own parser names the line and cell, with the line numbers of the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from dlport.common.errors import DlportError
+
+# Bytes read to estimate a file's rows (its first lines' mean length).
+_SAMPLE_BYTES = 1 << 20
+# The longest a range gets: pyarrow parses it threaded, in its own 1 MB blocks.
+_MAX_RANGE_BYTES = 1 << 26
+
+
+def estimated_shape(path: Path) -> tuple[int, int] | None:
+    """(rows, columns) of a plain CSV guessed from its size and its first lines (what decides
+    whether it is streamed); None where the file gives no header to count (the loader then
+    says what is wrong with it)."""
+    try:
+        with open(path, "rb") as fh:
+            sample = fh.read(_SAMPLE_BYTES)
+        header = _first_line(sample)
+        if header is None:
+            return None
+        columns = len(next(csv.reader([header[0].decode("utf-8-sig")])))
+    except (OSError, UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    body = sample[header[1] :]
+    lines = max(1, body.count(b"\n") + (not body.endswith(b"\n")))
+    return round((path.stat().st_size - header[1]) * lines / max(1, len(body))), columns
+
+
+def _first_line(raw: bytes) -> tuple[bytes, int] | None:
+    """The first line with text on it, and the offset just past it."""
+    start = 0
+    while start < len(raw):
+        end = raw.find(b"\n", start) + 1 or len(raw)
+        if raw[start:end].strip(b" \t\r\n,\xef\xbb\xbf"):
+            return raw[start:end], end
+        start = end
+    return None
+
+
+class CsvBlocks:
+    """The CSV's data lines cut into byte ranges of whole lines. Construction parses every range
+    once (checking every cell, counting its rows); each read parses its range again."""
+
+    def __init__(self, path: Path, target: str | None, max_rows: int):
+        """``max_rows``: the most rows a range may hold. A line takes at least two bytes a
+        column (a digit, then a comma or the newline), so a range that ends at the first
+        newline from its ``max_rows x 2 x columns``-th byte on holds at most that many."""
+        from dlport.common.data import _checked_names, _target_column
+
+        self.path, self.source = path, str(path)
+        with open(path, "rb") as fh:
+            sample = fh.read(_SAMPLE_BYTES)
+        header = _first_line(sample)
+        if header is None:
+            raise DlportError(f"{path} has no header row in its first MB; give a CSV with one")
+        self.header, body = header
+        try:
+            text = self.header.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DlportError(
+                f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+            ) from None
+        self.names = _checked_names([n.strip() for n in next(csv.reader([text]))], self.source)
+        self.target_name, self.target = _target_column(self.names, self.source, target)
+        self.features = [j for j in range(len(self.names)) if j != self.target]
+        self.feature_names = [self.names[j] for j in self.features]
+        self.ranges, rows, first_lines = [], [], []
+        line = 1 + sample[:body].count(b"\n")  # the first data line's number
+        range_bytes = min(max_rows * 2 * len(self.names), _MAX_RANGE_BYTES)
+        for start, end in _line_ranges(path, body, range_bytes):
+            raw = self._bytes(start, end)
+            count = len(self._parse(raw, line, sum(rows))[1])
+            if count:
+                self.ranges.append((start, end))
+                rows.append(count)
+                first_lines.append(line)
+            line += raw.count(b"\n")
+        if not rows:
+            raise DlportError(f"{path} has a header but no data rows")
+        self.block_rows, self.first_lines = tuple(rows), first_lines
+        self.first_row = np.concatenate([[0], np.cumsum(rows)])
+
+    def _bytes(self, start: int, end: int) -> bytes:
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start)
+
+    def _parse(self, raw: bytes, line: int, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The range's X and y (float64, checked finite); ``line``: its first line's number
+        in the file, ``first_row``: its first data row's."""
+        from dlport.common.arrow import float64_columns
+        from dlport.common.stream import check_finite
+
+        table = self._arrow_table(raw)
+        if table is not None:
+            X, y = float64_columns(table, self.features), float64_columns(table, [self.target])
+        elif not raw.strip(b" \t\r\n,"):  # blank lines only, which both parsers skip
+            return np.empty((0, len(self.features))), np.empty(0)
+        else:  # dlport's parser: exact about what pyarrow refused, or slower where it differs
+            from dlport.common.data import _parse_csv
+
+            values = _parse_csv(self.header + raw, self.source, line_offset=line - 2)[1]
+            X, y = np.ascontiguousarray(values[:, self.features]), values[:, [self.target]]
+        return check_finite(self.source, first_row, X, np.ascontiguousarray(y[:, 0]))
+
+    def _arrow_table(self, raw: bytes):
+        """The range parsed by pyarrow with every column float64; None if pyarrow refuses it or
+        finds an empty cell."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        try:
+            table = pa_csv.read_csv(
+                pa.BufferReader(raw),
+                read_options=pa_csv.ReadOptions(column_names=self.names),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(self.names, pa.float64())
+                ),
+            )
+        except (pa.ArrowException, ValueError):
+            return None
+        return None if any(column.null_count for column in table.columns) else table
+
+    def read(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        raw = self._bytes(*self.ranges[block])
+        return self._parse(raw, self.first_lines[block], int(self.first_row[block]))
+
+    def read_target(self, block: int) -> np.ndarray:
+        return self.read(block)[1]
+
+
+def _line_ranges(path: Path, start: int, range_bytes: int):
+    """(start, end) byte ranges from ``start`` to the end of the file: each ends just past the
+    first newline at or after its ``range_bytes``-th byte (or at the end of the file)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        while start < size:
+            end = _past_newline(fh, start + max(1, range_bytes) - 1, size)
+            yield start, end
+            start = end
+
+
+def _past_newline(fh, at: int, size: int) -> int:
+    """The offset just past the first newline at or after ``at``; ``size`` if none."""
+    fh.seek(at)
+    while at < size:
+        chunk = fh.read(1 << 16)
+        found = chunk.find(b"\n")
+        if found >= 0:
+            return at + found + 1
+        if not chunk:
+            break
+        at += len(chunk)
+    return size
