@@ -91,6 +91,21 @@ def test_the_estimate_that_decides_streaming_is_near_the_truth(csv_data):
     assert columns == 6 and abs(rows - 3000) < 300
 
 
+def test_ranges_that_hold_more_rows_than_the_sample_promised_are_split(tmp_path, monkeypatch):
+    from dlport.common import csv_blocks
+
+    monkeypatch.setattr(csv_blocks, "_SAMPLE_BYTES", 3000)  # sees only the long lines
+    long = [
+        f"{i}.000000000000000000000000001,{i}.5000000000000000000000000001,{i}" for i in range(60)
+    ]
+    short = [f"{i % 10},{i % 3},{i % 7}" for i in range(3000)]
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(["a,b,y", *long, *short]) + "\n")
+    streamed = load_dataset(str(path), max_memory="20KB")
+    assert max(streamed.blocks.block_rows) <= streamed.window_rows // 2
+    assert streamed.fingerprint() == load_dataset(str(path)).fingerprint()
+
+
 def refused(tmp_path, lines: list[str], name="bad.csv", **kwargs) -> str:
     path = tmp_path / name
     text = "\n".join(lines) + "\n"

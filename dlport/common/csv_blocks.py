@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dlport.common.errors import DlportError
+from dlport.common.stream import ValuesPass
 
 # Bytes read to estimate a file's rows (its first lines' mean length).
 _SAMPLE_BYTES = 1 << 20
@@ -33,9 +34,14 @@ def estimated_shape(path: Path) -> tuple[int, int] | None:
         columns = len(next(csv.reader([header[0].decode("utf-8-sig")])))
     except (OSError, UnicodeDecodeError, csv.Error, StopIteration):
         return None
-    body = sample[header[1] :]
+    rows = (path.stat().st_size - header[1]) / _line_bytes(sample[header[1] :])
+    return round(rows), columns
+
+
+def _line_bytes(body: bytes) -> float:
+    """The mean length of the lines in a sample of them (at least one byte)."""
     lines = max(1, body.count(b"\n") + (not body.endswith(b"\n")))
-    return round((path.stat().st_size - header[1]) * lines / max(1, len(body))), columns
+    return max(1.0, len(body) / lines)
 
 
 def _first_line(raw: bytes) -> tuple[bytes, int] | None:
@@ -51,12 +57,13 @@ def _first_line(raw: bytes) -> tuple[bytes, int] | None:
 
 class CsvBlocks:
     """The CSV's data lines cut into byte ranges of whole lines. Construction parses every range
-    once (checking every cell, counting its rows); each read parses its range again."""
+    once (checking every cell, counting its rows, and collecting the moments' ``ValuesPass``);
+    each read parses its range again."""
 
     def __init__(self, path: Path, target: str | None, max_rows: int):
-        """``max_rows``: the most rows a range may hold. A line takes at least two bytes a
-        column (a digit, then a comma or the newline), so a range that ends at the first
-        newline from its ``max_rows x 2 x columns``-th byte on holds at most that many."""
+        """``max_rows``: the most rows a range may hold. Ranges are sized by the first MB's
+        mean line length to hold about half that; one that holds more (shorter lines further
+        down) is split in two at a newline and parsed again."""
         from dlport.common.data import _checked_names, _target_column
 
         self.path, self.source = path, str(path)
@@ -77,12 +84,22 @@ class CsvBlocks:
         self.features = [j for j in range(len(self.names)) if j != self.target]
         self.feature_names = [self.names[j] for j in self.features]
         self.ranges, rows, first_lines = [], [], []
+        self.values_pass = ValuesPass()  # the moments' pass, made as the rows are counted
         line = 1 + sample[:body].count(b"\n")  # the first data line's number
-        range_bytes = min(max_rows * 2 * len(self.names), _MAX_RANGE_BYTES)
-        for start, end in _line_ranges(path, body, range_bytes):
+        range_bytes = min(int(max_rows / 2 * _line_bytes(sample[body:])), _MAX_RANGE_BYTES)
+        pending = list(_line_ranges(path, body, range_bytes))[::-1]
+        while pending:
+            start, end = pending.pop()
             raw = self._bytes(start, end)
-            count = len(self._parse(raw, line, sum(rows))[1])
+            parsed = self._parse(raw, line, sum(rows))
+            count = len(parsed[1])
+            if count > max_rows:  # lines shorter than the sample's: halve the range
+                middle = raw.find(b"\n", len(raw) // 2) + 1
+                middle = middle if 0 < middle < len(raw) else raw.find(b"\n") + 1
+                pending += [(start + middle, end), (start, start + middle)]
+                continue
             if count:
+                self.values_pass.add(*parsed)
                 self.ranges.append((start, end))
                 rows.append(count)
                 first_lines.append(line)

@@ -89,6 +89,21 @@ class ArrayBlocks:
         return self.read(block)[1]
 
 
+class ValuesPass:
+    """What one pass over a streamed dataset's blocks collects, in file order: the per-column
+    moments of X and y merged block by block, and the hash of X's float64 bytes (the first
+    part of the fingerprint)."""
+
+    def __init__(self):
+        self.x = self.y = Moments(0, np.zeros(0), np.zeros(0))
+        self.x_digest = hashlib.sha256()
+
+    def add(self, X: np.ndarray, y: np.ndarray) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused after it
+            self.x, self.y = self.x.merge(Moments.of(X)), self.y.merge(Moments.of(y))
+        self.x_digest.update(np.ascontiguousarray(X).data)
+
+
 @dataclass(frozen=True, eq=False)
 class StreamedDataset:
     """A dataset read a window of blocks at a time (at most ``window_rows`` rows)."""
@@ -121,14 +136,22 @@ class StreamedDataset:
         return _read_ahead(self.blocks.read, range(len(self.blocks.block_rows)))
 
     @cached_property
-    def moments(self) -> tuple[Moments, Moments]:
-        """Per-column moments of X and y, merged block by block: the streaming pass that also
-        checks every value (and whose float64 sums must not overflow)."""
-        x = y = Moments(0, np.zeros(0), np.zeros(0))
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+    def _values_pass(self) -> ValuesPass:
+        """The pass over every value: the blocks' own where they made one to load (a CSV's),
+        else one now."""
+        done = getattr(self.blocks, "values_pass", None)
+        if done is None:
+            done = ValuesPass()
             for Xb, yb in self.iter_blocks():
-                x, y = x.merge(Moments.of(Xb)), y.merge(Moments.of(yb))
-                self._x_digest.update(np.ascontiguousarray(Xb).data)
+                done.add(Xb, yb)
+        return done
+
+    @cached_property
+    def moments(self) -> tuple[Moments, Moments]:
+        """Per-column moments of X and y, merged block by block in the pass that also checks
+        every value; refused where their float64 sums overflow."""
+        x, y = self._values_pass.x, self._values_pass.y
+        with np.errstate(over="ignore", invalid="ignore"):
             bad = ~np.isfinite(np.concatenate([x.std(), y.std(), x.mean, y.mean]))
         if bad.any():
             names = [*self.feature_names, self.target_name]
@@ -139,15 +162,11 @@ class StreamedDataset:
             )
         return x, y
 
-    @cached_property
-    def _x_digest(self):
-        return hashlib.sha256()
-
     def fingerprint(self) -> str:
         """The checkpoint's data fingerprint, equal to the in-memory one of the same values:
-        sha256 of X's float64 bytes (hashed in the moments' pass), then y's."""
-        self.moments  # noqa: B018 -- the pass that hashes X
-        digest = self._x_digest.copy()
+        sha256 of X's float64 bytes (hashed in the values' pass), then y's."""
+        self.moments  # noqa: B018 -- the checked pass that hashes X
+        digest = self._values_pass.x_digest.copy()
         for block in range(len(self.blocks.block_rows)):
             digest.update(np.ascontiguousarray(self.blocks.read_target(block)).data)
         return digest.hexdigest()
