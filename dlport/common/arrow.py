@@ -74,23 +74,36 @@ def table_values(table, source: str, check_names) -> tuple[list[str], np.ndarray
 
 def checked_names(table, source: str, check_names) -> list[str]:
     """The table's column names, once every column is checked numeric and complete."""
-    pa = _pyarrow()
     names = check_names([str(name) for name in table.column_names], source)
     if table.num_rows == 0:
         raise DlportError(f"{source} has columns but no rows")
-    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    check_numeric(source, names, [column.type for column in table.columns])
+    check_complete(source, names, table)
+    return names
+
+
+def check_complete(source: str, names: list[str], table, first_row: int = 0) -> None:
+    """No empty cell: a null names its column and its data row (``first_row``: the table's
+    first row's number in the whole file)."""
     for name, column in zip(names, table.columns, strict=True):
-        if not any(is_kind(column.type) for is_kind in numeric):
-            raise DlportError(
-                f"{source}, column {name!r}: type {column.type} is not a number; "
-                "dlport needs numeric columns"
-            )
         if column.null_count:
-            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            row = first_row + int(np.flatnonzero(nulls)[0])
             raise DlportError(
                 f"{source}, column {name!r}: data row {row + 1} is empty; drop or impute those rows"
             )
-    return names
+
+
+def check_numeric(source: str, names: list[str], types) -> None:
+    """Every column an integer, float or boolean type: dlport needs numbers."""
+    pa = _pyarrow()
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    for name, kind in zip(names, types, strict=True):
+        if not any(is_kind(kind) for is_kind in numeric):
+            raise DlportError(
+                f"{source}, column {name!r}: type {kind} is not a number; "
+                "dlport needs numeric columns"
+            )
 
 
 def float64_columns(table, columns: list[int] | None = None) -> np.ndarray:
@@ -200,13 +213,7 @@ class ParquetBlocks:
                 raise DlportError(
                     f"{path}: part files have different columns; give parts of one table"
                 )
-        numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
-        for field in schema:
-            if not any(is_kind(field.type) for is_kind in numeric):
-                raise DlportError(
-                    f"{path}, column {field.name!r}: type {field.type} is not a number; "
-                    "dlport needs numeric columns"
-                )
+        check_numeric(str(path), self.names, schema.types)
         self.target_name, self.target = _target_column(self.names, str(path), target)
         self.features = [j for j in range(len(self.names)) if j != self.target]
         self.feature_names = [self.names[j] for j in self.features]
@@ -229,18 +236,11 @@ class ParquetBlocks:
             raise DlportError(f"cannot read {self.path} ({_first_line(exc)})") from None
 
     def read(self, block: int) -> tuple[np.ndarray, np.ndarray]:
-        table = self._table(block)
-        first = int(self.first_row[block])
-        for name, column in zip(self.names, table.columns, strict=True):
-            if column.null_count:
-                nulls = column.is_null().to_numpy(zero_copy_only=False)
-                row = first + int(np.flatnonzero(nulls)[0])
-                raise DlportError(
-                    f"{self.path}, column {name!r}: data row {row + 1} is empty; "
-                    "drop or impute those rows"
-                )
         from dlport.common.stream import check_finite
 
+        table = self._table(block)
+        first = int(self.first_row[block])
+        check_complete(str(self.path), self.names, table, first)
         X = float64_columns(table, self.features)
         y = float64_columns(table, [self.target])[:, 0]
         return check_finite(str(self.path), first, X, y)
