@@ -35,6 +35,7 @@ from dlport.common.schedules import Schedule
 from dlport.common.solve import Gram, scaled_design, streamed_qr_solve
 from dlport.common.standardize import Standardizer
 from dlport.common.stream import StreamedDataset
+from dlport.common.threads import ordered_map
 from dlport.common.validation import EarlyStopping, Validation, split_validation
 
 
@@ -544,16 +545,20 @@ def _training_arrays(scaler: Standardizer, data: Dataset, config: TrainConfig):
     """Standardized (or raw) X, y in the run's dtype; refused if the dtype cannot hold them.
 
     A block of rows at a time (in float64), each block written straight into the training
-    dtype: one output array, no float64 copy of the data.
+    dtype: one output array, no float64 copy of the data. The blocks run on threads, each into
+    its own rows; a refusal is the first refused block's, as in row order.
     """
     n, d = data.X.shape
     Xs, ys = np.empty((n, d), dtype=config.dtype), np.empty(n, dtype=config.dtype)
     rows_per_block = max(1, _BYTES_PER_BLOCK // (8 * d))
-    for start in range(0, n, rows_per_block):
+
+    def standardize(start: int) -> None:
         rows = slice(start, start + rows_per_block)
         _standardized_block(
             scaler, data.X[rows], data.y[rows], config, data.source, out=(Xs[rows], ys[rows])
         )
+
+    ordered_map(standardize, range(0, n, rows_per_block))
     return Xs, ys
 
 
