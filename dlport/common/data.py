@@ -549,9 +549,8 @@ def _validated(X, y, names, target, source, **truth) -> Dataset:
 
 
 def _check_range(columns: np.ndarray, names, source: str) -> None:
-    """Refuse columns whose mean or variance overflows float64: standardizing them and the
-    metrics' sums of squares would turn into inf (and the JSON result cannot hold inf)."""
-    from dlport.common.standardize import column_moments
+    """Refuse columns whose mean or variance overflows float64 (``refuse_overflow``)."""
+    from dlport.common.standardize import column_moments, refuse_overflow
 
     # Deviations under 2 x the largest magnitude: their squares summed over the rows cannot
     # overflow below this bound. Two reductions without a temporary; the moments cost 3x more.
@@ -559,10 +558,5 @@ def _check_range(columns: np.ndarray, names, source: str) -> None:
     if max(-float(columns.min()), float(columns.max())) < bound:
         return
     with np.errstate(over="ignore", invalid="ignore"):
-        bad = ~np.isfinite(column_moments(columns).std())
-    if bad.any():
-        name = names[int(np.argmax(bad))]
-        raise DlportError(
-            f"{source}: column {name!r} overflows float64 arithmetic (its mean or variance is "
-            "infinite); rescale the data, e.g. divide the column by a power of 10"
-        )
+        moments = column_moments(columns)
+    refuse_overflow(source, names, moments)

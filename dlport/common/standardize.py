@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dlport.common.errors import DlportError
 from dlport.common.threads import ordered_map
 
 _ROWS_PER_BLOCK = 1 << 13  # 8192 rows x 64 features: 4 MB, a block's deviations in cache
@@ -57,6 +58,19 @@ def column_moments(values: np.ndarray) -> Moments:
     for block in blocks:
         merged = merged.merge(block)
     return merged
+
+
+def refuse_overflow(source: str, names, moments: Moments) -> None:
+    """Refuse, by name, a column whose float64 mean or variance is not finite: standardizing
+    it and the metrics' sums of squares would turn into inf (and JSON cannot hold inf)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~(np.isfinite(moments.mean) & np.isfinite(moments.std()))
+    if bad.any():
+        raise DlportError(
+            f"{source}: column {names[int(np.argmax(bad))]!r} overflows float64 arithmetic (its "
+            "mean or variance is infinite); rescale the data, e.g. divide the column by a "
+            "power of 10"
+        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dlport.common.batching import stream_windows
 from dlport.common.errors import DlportError
-from dlport.common.standardize import Moments, Standardizer
+from dlport.common.standardize import Moments, Standardizer, refuse_overflow
 
 # What training holds per value of a row held in memory: the float64 values, the standardized
 # copy in the training dtype, the framework's copy and an epoch's gathered copy (float64 at
@@ -151,15 +151,8 @@ class StreamedDataset:
         """Per-column moments of X and y, merged block by block in the pass that also checks
         every value; refused where their float64 sums overflow."""
         x, y = self._values_pass.x, self._values_pass.y
-        with np.errstate(over="ignore", invalid="ignore"):
-            bad = ~np.isfinite(np.concatenate([x.std(), y.std(), x.mean, y.mean]))
-        if bad.any():
-            names = [*self.feature_names, self.target_name]
-            name = names[int(np.flatnonzero(bad)[0]) % len(names)]
-            raise DlportError(
-                f"{self.source}: column {name!r} overflows float64 arithmetic (its mean or "
-                "variance is infinite); rescale the data, e.g. divide the column by a power of 10"
-            )
+        refuse_overflow(self.source, self.feature_names, x)
+        refuse_overflow(self.source, [self.target_name], y)
         return x, y
 
     def fingerprint(self) -> str:
