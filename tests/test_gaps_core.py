@@ -462,14 +462,14 @@ def test_the_exact_solver_runs_without_numpy_warnings(diabetes, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_arrays_in_blocks_equal_the_whole_transform(monkeypatch, dtype):
-    from dlport.common import fitting
+    from dlport.common import feeds
     from dlport.common.data import load_dataset
     from dlport.common.standardize import Standardizer
 
     data = load_dataset("synthetic:n=100,d=3,noise=0.1,seed=1")
     scaler = Standardizer.fit(data.X, data.y)
-    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 7 * 8 * 3)  # 15 blocks of 7 rows, the last 2
-    Xs, ys = fitting._training_arrays(scaler, data, TrainConfig(dtype=dtype))
+    monkeypatch.setattr(feeds, "_BYTES_PER_BLOCK", 7 * 8 * 3)  # 15 blocks of 7 rows, the last 2
+    Xs, ys = feeds._training_arrays(scaler, data, TrainConfig(dtype=dtype))
     want_X, want_y = scaler.transform(data.X, data.y)
     assert Xs.dtype == ys.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(Xs, want_X.astype(dtype))
@@ -477,14 +477,14 @@ def test_training_arrays_in_blocks_equal_the_whole_transform(monkeypatch, dtype)
 
 
 def test_training_arrays_refuse_a_late_block_that_overflows_float32(monkeypatch):
-    from dlport.common import fitting
+    from dlport.common import feeds
     from dlport.common.data import Dataset
     from dlport.common.standardize import Standardizer
 
     X = np.zeros((20, 1))
     X[17, 0] = 1e300  # in the third block of 7
     data = Dataset(X, np.arange(20.0), ("x",), "y", "big")
-    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 7 * 8)  # blocks of 7 rows
+    monkeypatch.setattr(feeds, "_BYTES_PER_BLOCK", 7 * 8)  # blocks of 7 rows
     config = TrainConfig(dtype="float32", standardize=False)
     with pytest.raises(DlportError, match="a value of magnitude 1e[+]300 overflows float32"):
-        fitting._training_arrays(Standardizer.identity(1), data, config)
+        feeds._training_arrays(Standardizer.identity(1), data, config)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_cli import assert_one_line_error, dlport
 
-from dlport.common import fitting
+from dlport.common import feeds
 from dlport.common.batching import stream_windows, streamed_order
 from dlport.common.config import TrainConfig
 from dlport.common.data import Dataset, load_dataset
@@ -76,7 +76,7 @@ def test_a_streamed_run_is_the_in_memory_run_on_the_streamed_order(monkeypatch):
     config = TrainConfig(optimizer="adam", epochs=3, batch_size=50, standardize=False)
     got = NumpyTrainer().fit(streamed, config)
     layout = streamed.blocks.block_rows, streamed.window_rows
-    monkeypatch.setattr(fitting, "epoch_order", lambda n, s, e, b: streamed_order(*layout, s, e))
+    monkeypatch.setattr(feeds, "epoch_order", lambda n, s, e, b: streamed_order(*layout, s, e))
     want = NumpyTrainer().fit(data, config)
     assert got.weights == want.weights and got.bias == want.bias  # bit for bit
     np.testing.assert_allclose(got.history["loss"], want.history["loss"], rtol=1e-14)

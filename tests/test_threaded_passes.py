@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from dlport.common import fitting, standardize, threads
+from dlport.common import feeds, standardize, threads
 from dlport.common.config import TrainConfig
 from dlport.common.data import Dataset
 from dlport.common.errors import DlportError
@@ -67,11 +67,11 @@ def test_training_arrays_equal_the_serial_blocks(monkeypatch, dtype):
     X, y = rng.normal(3.0, 2.0, size=(1000, 3)), rng.normal(-1.0, 4.0, size=1000)
     data = Dataset.from_arrays(X, y)
     scaler, config = Standardizer.fit(X, y), TrainConfig(dtype=dtype)
-    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 8 * 3 * 9)  # 112 blocks of 9 rows
-    Xs, ys = fitting._training_arrays(scaler, data, config)
+    monkeypatch.setattr(feeds, "_BYTES_PER_BLOCK", 8 * 3 * 9)  # 112 blocks of 9 rows
+    Xs, ys = feeds._training_arrays(scaler, data, config)
     for start in range(0, 1000, 9):
         rows = slice(start, start + 9)
-        want_X, want_y = fitting._standardized_block(scaler, X[rows], y[rows], config, "arrays")
+        want_X, want_y = feeds.standardized_block(scaler, X[rows], y[rows], config, "arrays")
         assert Xs[rows].tobytes() == want_X.tobytes() and ys[rows].tobytes() == want_y.tobytes()
     assert Xs.dtype == ys.dtype == np.dtype(dtype)
 
@@ -91,14 +91,14 @@ def test_training_arrays_refuse_with_the_first_failing_block(monkeypatch, first,
     X[12, 0], X[60, 0] = first, later  # blocks 1 and 6 of 7 rows
     data = Dataset(X, np.zeros(70), ("x",), "y", "two-bad")
     scaler = Standardizer(np.zeros(1), np.array([1e-300]), 0.0, 1.0)
-    monkeypatch.setattr(fitting, "_BYTES_PER_BLOCK", 7 * 8)
-    serial = fitting._standardized_block
+    monkeypatch.setattr(feeds, "_BYTES_PER_BLOCK", 7 * 8)
+    serial = feeds.standardized_block
 
     def slow_first_failure(scaler, X, y, config, source, out=None):
         if first in X:
             time.sleep(0.05)  # the later block fails first in time
         return serial(scaler, X, y, config, source, out)
 
-    monkeypatch.setattr(fitting, "_standardized_block", slow_first_failure)
+    monkeypatch.setattr(feeds, "standardized_block", slow_first_failure)
     with pytest.raises(DlportError, match=message):
-        fitting._training_arrays(scaler, data, TrainConfig(dtype="float32"))
+        feeds._training_arrays(scaler, data, TrainConfig(dtype="float32"))

@@ -23,7 +23,8 @@ from dlport.common.batching import steps_per_epoch
 from dlport.common.callbacks import StopWhen
 from dlport.common.config import TrainConfig
 from dlport.common.data import load_dataset
-from dlport.common.fitting import MemoryFeed, with_intercept
+from dlport.common.feeds import MemoryFeed
+from dlport.common.fitting import with_intercept
 from dlport.common.hugepages import avoid_hugepage_stalls
 from dlport.common.registry import get_trainer
 from dlport.common.standardize import Standardizer
