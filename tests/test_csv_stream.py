@@ -160,3 +160,14 @@ def test_cli_trains_a_streamed_csv_and_says_so(tmp_path, csv_data):
     bad.write_text("a,y\n" + "1,2\n" * 2000 + "1,x\n")
     refused = dlport("train", "--data", str(bad), "--max-memory", "2KB", "--batch-size", "8")
     assert_one_line_error(refused, 2, "line 2002, column 'y': 'x' is not a number")
+
+
+def test_compare_hands_its_children_the_streamed_csv_itself(tmp_path, csv_data):
+    from dlport.compare.run import _data_for_children
+
+    data, path = csv_data
+    streamed = load_dataset(path, max_memory=BUDGET)
+    args = _data_for_children(streamed, tmp_path)
+    assert args == [f"--data={Path(path).absolute()}", "--target=y", "--max-memory=100000"]
+    again = load_dataset(path, "y", max_memory=100_000)  # what a child loads: the same blocks
+    assert again.blocks.block_rows == streamed.blocks.block_rows

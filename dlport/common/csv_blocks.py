@@ -91,7 +91,7 @@ class CsvBlocks:
         while pending:
             start, end = pending.pop()
             raw = self._bytes(start, end)
-            parsed = self._parse(raw, line, sum(rows))
+            parsed = self._parse(raw, line, first_row=sum(rows))
             count = len(parsed[1])
             if count > max_rows:  # lines shorter than the sample's: halve the range
                 middle = raw.find(b"\n", len(raw) // 2) + 1

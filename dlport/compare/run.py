@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dlport.common.arrow import ParquetBlocks
 from dlport.common.config import OPTIMIZERS, TrainConfig
 from dlport.common.conventions import Conventions
 from dlport.common.data import Dataset, save_npz
@@ -18,7 +17,7 @@ from dlport.common.metrics import regression_metrics
 from dlport.common.progress import progress_bar
 from dlport.common.registry import FRAMEWORKS
 from dlport.common.results import TrainResult
-from dlport.common.stream import StreamedDataset, in_memory_bytes
+from dlport.common.stream import ArrayBlocks, StreamedDataset, in_memory_bytes
 from dlport.compare.parity import Parity, measure, pairwise
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
@@ -115,10 +114,11 @@ def least_squares_optimum(data: Dataset | StreamedDataset) -> dict[str, object]:
 
 
 def _data_for_children(data: Dataset | StreamedDataset, out: Path) -> list[str]:
-    """What each child loads: the parent's data as an NPZ, or a streamed Parquet file itself,
-    with the parent's --max-memory: streamed data streams in each child in the same batch order,
-    and data the parent holds stays in memory, whatever memory a child finds available."""
-    if isinstance(data, StreamedDataset) and isinstance(data.blocks, ParquetBlocks):
+    """What each child loads: the parent's data as an NPZ, or a streamed file (Parquet, CSV)
+    itself, with the parent's --max-memory: streamed data streams in each child in the same
+    blocks and batch order, and data the parent holds stays in memory, whatever memory a child
+    finds available."""
+    if isinstance(data, StreamedDataset) and not isinstance(data.blocks, ArrayBlocks):
         path = Path(data.source).absolute()
         return [f"--data={path}", f"--target={data.target_name}", f"--max-memory={data.max_memory}"]
     path = out / "data.npz"
