@@ -87,8 +87,8 @@ def load_dataset(spec, target: str | None = None, *, max_memory=None):
 
     ``max_memory`` (bytes, or a size such as ``"512MB"``; default half the memory available)
     bounds what training holds: data whose training in memory would pass it comes back as a
-    ``StreamedDataset``, read a window of rows at a time (a Parquet file is then never read
-    whole).
+    ``StreamedDataset``, read a window of rows at a time (a Parquet file or a plain CSV is then
+    never read whole).
     """
     from dlport.common import stream
 
