@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,10 +26,16 @@ def ordered_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     workers = min(usable_cpus(), len(items))
     if workers <= 1:
         return list(map(fn, items))
+    # Each task under the caller's np.errstate, which pool threads would not otherwise see:
+    # NumPy keeps it per thread (1.x) or per context (2.x).
+    settings = np.geterr()
+
+    def under_callers_errstate(item: T) -> R:
+        with np.errstate(**settings):
+            return fn(item)
+
     with ThreadPoolExecutor(workers) as pool:
-        # Each task in a copy of the caller's context: NumPy keeps np.errstate in a context
-        # variable, which pool threads would not otherwise see.
-        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        futures = [pool.submit(under_callers_errstate, item) for item in items]
         try:
             return [future.result() for future in futures]
         finally:
