@@ -13,6 +13,9 @@ from dlport.common.registry import FRAMEWORKS, get_trainer
 from dlport.frameworks.numpy.trainer import NumpyTrainer
 
 FRAMEWORK = os.environ.get("DLPORT_FRAMEWORK", "numpy")
+# A framework's env runs the tests of that framework; the framework-free ones run in core, and
+# again where tox asks (the MXNet env: dlport/common on numpy 1.x).
+FRAMEWORK_FREE_TESTS = FRAMEWORK == "numpy" or os.environ.get("DLPORT_FRAMEWORK_FREE_TESTS") == "1"
 # The user's own framework envs (`dlport env create`) must not stand in for the ones a test
 # sets up: every test sees an empty envs folder unless it makes one.
 os.environ["DLPORT_ENVS"] = tempfile.mkdtemp(prefix="dlport-test-envs-")
@@ -20,6 +23,25 @@ os.environ["DLPORT_ENVS"] = tempfile.mkdtemp(prefix="dlport-test-envs-")
 
 def pytest_report_header(config):
     return f"dlport framework under test: {FRAMEWORK} (DLPORT_FRAMEWORK)"
+
+
+def tests_the_framework(item: pytest.Item) -> bool:
+    """A test of the framework under test: it uses ``trainer`` (directly or through another
+    fixture), is marked ``framework``, or is in that framework's own module."""
+    return (
+        "trainer" in item.fixturenames
+        or item.get_closest_marker("framework") is not None
+        or item.path.parent.name == "frameworks"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if FRAMEWORK_FREE_TESTS:
+        return
+    framework_free = [item for item in items if not tests_the_framework(item)]
+    if framework_free:
+        config.hook.pytest_deselected(items=framework_free)
+        items[:] = [item for item in items if tests_the_framework(item)]
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from dlport import Dataset, TrainConfig, get_trainer  # noqa: E402
 from dlport.sklearn import DlportRegressor  # noqa: E402
 
 FRAMEWORK = os.environ.get("DLPORT_FRAMEWORK", "numpy")
+pytestmark = pytest.mark.framework
 
 
 def _data(n=200, d=3, seed=0):
