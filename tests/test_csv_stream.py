@@ -106,6 +106,18 @@ def test_ranges_that_hold_more_rows_than_the_sample_promised_are_split(tmp_path,
     assert streamed.fingerprint() == load_dataset(str(path)).fingerprint()
 
 
+def test_cells_only_dlports_parser_reads_give_the_in_memory_values(tmp_path):
+    """Python's float() reads "1_0" where pyarrow refuses it: a range with one is read by
+    dlport's parser, for all of it (a feature's) or for its target alone (the target's)."""
+    lines = ["a,b,y", *(f"{i % 10},{i % 3},{i % 7}" for i in range(3000))]
+    lines[100], lines[2500] = "1_0,2,3", "4,5,6_0"
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    streamed, whole = load_dataset(str(path), max_memory="20KB"), load_dataset(str(path))
+    assert len(streamed.blocks.block_rows) > 2 and whole.X[99, 0] == 10 and whole.y[2499] == 60
+    assert streamed.fingerprint() == whole.fingerprint()
+
+
 def refused(tmp_path, lines: list[str], name="bad.csv", **kwargs) -> str:
     path = tmp_path / name
     text = "\n".join(lines) + "\n"

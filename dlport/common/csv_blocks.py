@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from dlport.common.arrow import float64_columns
 from dlport.common.errors import DlportError
-from dlport.common.stream import ValuesPass
+from dlport.common.stream import ValuesPass, check_finite
 
 # Bytes read to estimate a file's rows (its first lines' mean length).
 _SAMPLE_BYTES = 1 << 20
@@ -26,16 +28,33 @@ def estimated_shape(path: Path) -> tuple[int, int] | None:
     whether it is streamed); None where the file gives no header to count (the loader then
     says what is wrong with it)."""
     try:
+        head = _Head.read(path)
+    except (OSError, DlportError):
+        return None
+    rows = (path.stat().st_size - head.body) / _line_bytes(head.sample[head.body :])
+    return round(rows), len(head.names)
+
+
+class _Head(NamedTuple):
+    sample: bytes  # the file's first MB
+    header: bytes  # its header line
+    body: int  # the offset just past the header line
+    names: list[str]  # the header's names
+
+    @classmethod
+    def read(cls, path: Path) -> _Head:
+        from dlport.common.data import csv_text
+
         with open(path, "rb") as fh:
             sample = fh.read(_SAMPLE_BYTES)
-        header = _first_line(sample)
-        if header is None:
-            return None
-        columns = len(next(csv.reader([header[0].decode("utf-8-sig")])))
-    except (OSError, UnicodeDecodeError, csv.Error, StopIteration):
-        return None
-    rows = (path.stat().st_size - header[1]) / _line_bytes(sample[header[1] :])
-    return round(rows), columns
+        first = _first_line(sample)
+        if first is None:
+            raise DlportError(f"{path} has no header row in its first MB; give a CSV with one")
+        try:
+            names = next(csv.reader([csv_text(first[0], str(path))]))
+        except csv.Error as exc:
+            raise DlportError(f"{path} is not valid CSV ({exc})") from None
+        return cls(sample, first[0], first[1], [name.strip() for name in names])
 
 
 def _line_bytes(body: bytes) -> float:
@@ -67,31 +86,22 @@ class CsvBlocks:
         from dlport.common.data import _checked_names, _target_column
 
         self.path, self.source = path, str(path)
-        with open(path, "rb") as fh:
-            sample = fh.read(_SAMPLE_BYTES)
-        header = _first_line(sample)
-        if header is None:
-            raise DlportError(f"{path} has no header row in its first MB; give a CSV with one")
-        self.header, body = header
-        try:
-            text = self.header.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise DlportError(
-                f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
-            ) from None
-        self.names = _checked_names([n.strip() for n in next(csv.reader([text]))], self.source)
+        head = _Head.read(path)
+        self.header = head.header  # put before a range that dlport's parser reads
+        self.names = _checked_names(head.names, self.source)
         self.target_name, self.target = _target_column(self.names, self.source, target)
         self.features = [j for j in range(len(self.names)) if j != self.target]
         self.feature_names = [self.names[j] for j in self.features]
-        self.ranges, rows, first_lines = [], [], []
+        self.ranges, rows, first_lines, total = [], [], [], 0
         self.values_pass = ValuesPass()  # the moments' pass, made as the rows are counted
-        line = 1 + sample[:body].count(b"\n")  # the first data line's number
-        range_bytes = min(int(max_rows / 2 * _line_bytes(sample[body:])), _MAX_RANGE_BYTES)
-        pending = list(_line_ranges(path, body, range_bytes))[::-1]
+        line = 1 + head.sample[: head.body].count(b"\n")  # the first data line's number
+        mean_line = _line_bytes(head.sample[head.body :])
+        range_bytes = min(int(max_rows / 2 * mean_line), _MAX_RANGE_BYTES)
+        pending = list(_line_ranges(path, head.body, range_bytes))[::-1]
         while pending:
             start, end = pending.pop()
             raw = self._bytes(start, end)
-            parsed = self._parse(raw, line, first_row=sum(rows))
+            parsed = self._parse(raw, line, first_row=total)
             count = len(parsed[1])
             if count > max_rows:  # lines shorter than the sample's: halve the range
                 middle = raw.find(b"\n", len(raw) // 2) + 1
@@ -103,6 +113,7 @@ class CsvBlocks:
                 self.ranges.append((start, end))
                 rows.append(count)
                 first_lines.append(line)
+                total += count
             line += raw.count(b"\n")
         if not rows:
             raise DlportError(f"{path} has a header but no data rows")
@@ -117,9 +128,6 @@ class CsvBlocks:
     def _parse(self, raw: bytes, line: int, first_row: int) -> tuple[np.ndarray, np.ndarray]:
         """The range's X and y (float64, checked finite); ``line``: its first line's number
         in the file, ``first_row``: its first data row's."""
-        from dlport.common.arrow import float64_columns
-        from dlport.common.stream import check_finite
-
         table = self._arrow_table(raw)
         if table is not None:
             X, y = float64_columns(table, self.features), float64_columns(table, [self.target])
@@ -132,18 +140,19 @@ class CsvBlocks:
             X, y = np.ascontiguousarray(values[:, self.features]), values[:, [self.target]]
         return check_finite(self.source, first_row, X, np.ascontiguousarray(y[:, 0]))
 
-    def _arrow_table(self, raw: bytes):
-        """The range parsed by pyarrow with every column float64; None if pyarrow refuses it or
-        finds an empty cell."""
+    def _arrow_table(self, raw: bytes, columns: list[str] | None = None):
+        """The range parsed by pyarrow, its columns (all, or these) float64; None if pyarrow
+        refuses it or finds an empty cell."""
         import pyarrow as pa
         import pyarrow.csv as pa_csv
 
+        columns = columns or self.names
         try:
             table = pa_csv.read_csv(
                 pa.BufferReader(raw),
                 read_options=pa_csv.ReadOptions(column_names=self.names),
                 convert_options=pa_csv.ConvertOptions(
-                    column_types=dict.fromkeys(self.names, pa.float64())
+                    column_types=dict.fromkeys(columns, pa.float64()), include_columns=columns
                 ),
             )
         except (pa.ArrowException, ValueError):
@@ -155,7 +164,12 @@ class CsvBlocks:
         return self._parse(raw, self.first_lines[block], int(self.first_row[block]))
 
     def read_target(self, block: int) -> np.ndarray:
-        return self.read(block)[1]
+        """The range's y, converting no other column where pyarrow reads it."""
+        table = self._arrow_table(self._bytes(*self.ranges[block]), [self.target_name])
+        if table is None:
+            return self.read(block)[1]
+        y = float64_columns(table)[:, 0]
+        return check_finite(self.source, int(self.first_row[block]), np.empty((len(y), 0)), y)[1]
 
 
 def _line_ranges(path: Path, start: int, range_bytes: int):

@@ -287,13 +287,7 @@ def _parse_csv(raw: bytes, source: str, line_offset: int = 0) -> tuple[list[str]
     """Python's csv module, a cell at a time: slow, exact about the line and cell it refuses.
     ``line_offset`` is added to the line numbers it names (``raw``: a header, then lines from
     further down the file)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DlportError(
-            f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
-        ) from None
-    reader = csv.reader(_lines(text))
+    reader = csv.reader(_lines(csv_text(raw, source)))
     header: list[str] | None = None
     values = array("d")  # 8 bytes a cell, where a list of rows of strings takes ~60
     try:
@@ -324,6 +318,16 @@ def _parse_csv(raw: bytes, source: str, line_offset: int = 0) -> tuple[list[str]
     if not values:
         raise DlportError(f"{source} has a header but no data rows")
     return header, np.frombuffer(values).reshape(-1, len(header))
+
+
+def csv_text(raw: bytes, source: str) -> str:
+    """A CSV's bytes as text (UTF-8, with or without a byte-order mark), or a one-line refusal."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DlportError(
+            f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+        ) from None
 
 
 def _lines(text: str):
