@@ -32,7 +32,7 @@ def samples_per_second(runner_class, X, y, batch: int, epochs: int = 3) -> float
 
 
 def main() -> None:
-    set_precision(True)
+    set_precision(cuda=True, tf32=True)
     rng = np.random.default_rng(0)
     for name, n, d, batch in (("medium", 100_000, 16, 256), ("large", 2_000_000, 64, 8192)):
         X = rng.standard_normal((n, d), dtype=np.float32)

@@ -41,10 +41,10 @@ class KerasTorchTrainer(KerasTrainer):
         return super()._extra_versions() | {"torch": torch.__version__}
 
     def _parity_settings(self) -> None:
-        set_precision()
+        set_precision(torch.cuda.is_available())  # Keras' torch ops run on the GPU if there is one
 
     def _runner(self, X, y, w0, b0, config, device, schedule):
-        set_precision(config.tf32)
+        set_precision(device == "gpu", config.tf32)
         return KerasTorchRunner(X, y, w0, b0, config, device, schedule)
 
     def _solve_exact(self, X, y, device):

@@ -45,10 +45,13 @@ def _torch_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "gpu" else "cpu")
 
 
-def set_precision(tf32: bool = False) -> None:
-    """Deterministic kernels; full float32 matmuls on GPU (no TF32) unless a speed run asks,
-    as docs/design.md says."""
-    torch.use_deterministic_algorithms(True)
+def set_precision(cuda: bool, tf32: bool = False) -> None:
+    """Deterministic kernels where torch has nondeterministic ones (CUDA's); full float32
+    matmuls on GPU (no TF32) unless a speed run asks, as docs/design.md says. On the CPU the
+    switch changes none of the kernels dlport runs, and costs 3 s a process (it imports torch's
+    compiler)."""
+    if cuda:
+        torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
 
@@ -207,13 +210,13 @@ class TorchTrainer(TrainerBase):
         return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
 
     def _runner(self, X, y, w0, b0, config, device, schedule):
-        set_precision(config.tf32)
+        set_precision(device == "gpu", config.tf32)
         runner = CudaGraphRunner if graphed(config, device) else TorchRunner
         return runner(X, y, w0, b0, config, _torch_device(device), schedule)
 
     def _streamed_runner(self, X, y, w0, b0, config, device, schedule):
         # A CUDA graph replays fixed buffers; streamed chunks come in several sizes: eager.
-        set_precision(config.tf32)
+        set_precision(device == "gpu", config.tf32)
         return TorchRunner(X, y, w0, b0, config, _torch_device(device), schedule)
 
     def _join(self, group, device):
@@ -246,7 +249,7 @@ class TorchTrainer(TrainerBase):
         dist.destroy_process_group()
 
     def _parallel_runner(self, X, y, w0, b0, config, device, schedule, group):
-        set_precision(config.tf32)
+        set_precision(device == "gpu", config.tf32)
         return DistributedRunner(X, y, w0, b0, config, _torch_device(device), schedule, group)
 
     def _all_reduce_sum(self, values, device):
