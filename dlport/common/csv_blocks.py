@@ -165,11 +165,12 @@ class CsvBlocks:
 
     def read_target(self, block: int) -> np.ndarray:
         """The range's y, converting no other column where pyarrow reads it."""
-        table = self._arrow_table(self._bytes(*self.ranges[block]), [self.target_name])
-        if table is None:
-            return self.read(block)[1]
+        raw, first = self._bytes(*self.ranges[block]), int(self.first_row[block])
+        table = self._arrow_table(raw, [self.target_name])
+        if table is None:  # the bytes already read, parsed whole
+            return self._parse(raw, self.first_lines[block], first)[1]
         y = float64_columns(table)[:, 0]
-        return check_finite(self.source, int(self.first_row[block]), np.empty((len(y), 0)), y)[1]
+        return check_finite(self.source, first, np.empty((len(y), 0)), y)[1]
 
 
 def _line_ranges(path: Path, start: int, range_bytes: int):
